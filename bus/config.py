@@ -1,0 +1,150 @@
+"""The pipeline's YAML config, validated by pydantic (`extra="forbid"`: a typo is an error).
+
+It lives in `bus` because every stage reads its own section and stages never import each other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bus.errors import FacestreamError
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are refused, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CurveConfig(StrictModel):
+    """ZeroMQ CURVE keys (files written by `facestream keys`) for links between hosts."""
+
+    server_secret: Path  # the binding side's secret key file
+    server_public: Path  # the binding side's public key file, known to every client
+    client_secret: Path  # this deployment's client secret key file
+    client_public: Path
+    authorized_clients: Path | None = None  # folder of client public keys; None = any client key
+
+
+class BusConfig(StrictModel):
+    transport: Literal["ipc", "tcp"] = "tcp"
+    ipc_dir: Path | None = None  # required for ipc
+    host: str = "127.0.0.1"  # address every stage binds on and connects to by default
+    hosts: dict[Literal["capture", "embed", "match"], str] = Field(default_factory=dict)
+    bind_any: bool = False  # bind 0.0.0.0 instead of the host address (containers)
+    base_port: int = Field(default=5550, ge=1024, le=65000)
+    hwm: int = Field(default=8, ge=1, le=10_000)  # high-water mark on every data socket
+    jpeg_quality: int | None = Field(default=None, ge=10, le=100)  # JPEG frames on the wire
+    curve: CurveConfig | None = None
+
+    @model_validator(mode="after")
+    def _ipc_needs_dir(self) -> BusConfig:
+        if self.transport == "ipc" and self.ipc_dir is None:
+            raise ValueError("bus.ipc_dir is required when bus.transport is 'ipc'")
+        return self
+
+
+class CameraConfig(StrictModel):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    source: str  # video file path, webcam index ("0"), or rtsp:// / http(s):// URL
+    realtime: bool = True  # pace files at their own frame rate (False: as fast as possible)
+    fps: float | None = Field(default=None, gt=0, le=240)  # cap the rate (and the file pace)
+    loop: bool = False  # replay a file forever (soak tests, demos)
+    max_frames: int | None = Field(default=None, ge=1)
+    retry_s: float = Field(default=2.0, gt=0)  # first back-off after a lost camera
+    max_retries: int = Field(default=5, ge=0)  # reopen attempts before giving up
+
+
+class DetectConfig(StrictModel):
+    backend: Literal["yunet", "haar", "mtcnn"] = "yunet"
+    workers: int = Field(default=1, ge=1, le=64)
+    score_threshold: float = Field(default=0.7, ge=0.0, le=1.0)
+    min_face: int = Field(default=16, ge=4)  # smallest face side, pixels
+    max_side: int = Field(default=640, ge=64)  # frames are scaled down to this for detection
+    crop_margin: float = Field(default=0.3, ge=0.0, le=2.0)
+    mtcnn_dir: Path | None = None  # folder of the exported P/R/O-Net ONNX files
+
+
+class EmbedConfig(StrictModel):
+    model: str = "sface"  # "sface" (bundled) or a path to an ONNX file with facestream metadata
+    workers: int = Field(default=1, ge=1, le=64)
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    batch_wait_ms: float = Field(default=2.0, ge=0.0, le=1000.0)
+    cache_dir: Path | None = None  # where converted models are kept
+    threads: int = Field(default=1, ge=0, le=256)  # onnxruntime intra-op threads (0 = all)
+
+
+class MatchConfig(StrictModel):
+    gallery: Path
+    threshold: float | None = Field(default=None, ge=-1.0, le=1.0)  # None: the model's own
+
+
+class OverlayConfig(StrictModel):
+    output: Path | None = None  # MP4 file; one per camera when there are several
+    results_log: Path | None = None  # JSON lines, one per frame
+    mjpeg_port: int | None = Field(default=None, ge=0, le=65535)  # 0 = any free port
+    mjpeg_host: str = "127.0.0.1"
+    hold_s: float = Field(default=0.5, ge=0.0)  # how long a frame waits for its result
+    idle_exit_s: float = Field(default=3.0, gt=0.0)  # after every camera ended
+
+
+class MetricsConfig(StrictModel):
+    base_port: int | None = Field(default=None, ge=1024, le=65000)  # None: no HTTP endpoint
+    host: str = "127.0.0.1"
+
+
+class PipelineConfig(StrictModel):
+    cameras: list[CameraConfig] = Field(min_length=1)
+    bus: BusConfig = BusConfig()
+    detect: DetectConfig = DetectConfig()
+    embed: EmbedConfig = EmbedConfig()
+    match: MatchConfig
+    overlay: OverlayConfig = OverlayConfig()
+    metrics: MetricsConfig = MetricsConfig()
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_ids(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        ids = [c.id for c in cameras]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"camera ids must be unique, repeated: {', '.join(dupes)}")
+        return cameras
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"{where}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def parse_config(data: object, source: str = "config") -> PipelineConfig:
+    if not isinstance(data, dict):
+        raise FacestreamError(f"{source}: expected a mapping at the top level")
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        raise FacestreamError(f"{source}: {_describe(exc)}") from exc
+
+
+def load_config(path: Path) -> PipelineConfig:
+    """Read and validate a YAML config; every problem becomes a one-line FacestreamError."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise FacestreamError(f"cannot read config {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise FacestreamError(f"{path}: not valid YAML ({exc})") from exc
+    return parse_config(data, str(path))
+
+
+def dump_config(config: PipelineConfig, path: Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

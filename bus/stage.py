@@ -1,0 +1,132 @@
+"""The life of a stage process: on_start, a poll loop calling process, on_stop.
+
+Malformed messages are dropped, counted by kind and logged once per kind; the loop goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import zmq
+
+from bus.config import PipelineConfig
+from bus.errors import WireError
+from bus.metrics import StageMetrics
+from bus.records import Record, record_from_message
+from bus.sockets import drain, make_socket
+from bus.wire import decode
+
+_METRICS_OFFSETS = {"capture": 0, "detect": 100, "embed": 200, "match": 300, "overlay": 301}
+
+
+class Stage(ABC):
+    name: ClassVar[str] = "stage"
+    poll_ms: ClassVar[int] = 100
+
+    def __init__(self, config: PipelineConfig, index: int = 0, ready_file: Path | None = None) -> None:
+        self.config = config
+        self.index = index
+        self.ready_file = ready_file
+        self.ctx: zmq.Context[Any] = zmq.Context()
+        self.metrics = StageMetrics(self.name, index)
+        self.log = logging.getLogger(f"facestream.{self.name}.{index}")
+        self.stop_event = threading.Event()
+        self.inputs: list[zmq.Socket[Any]] = []
+        self._faults_seen: set[str] = set()
+
+    # --- to implement -------------------------------------------------------------------
+    @abstractmethod
+    def on_start(self) -> None:
+        """Open models and sockets; append input sockets to self.inputs."""
+
+    def process(self, record: Record, source: zmq.Socket[Any]) -> None:  # noqa: B027
+        """Handle one valid record (stages that read inputs override this or process_batch)."""
+
+    def process_batch(self, records: list[Record], source: zmq.Socket[Any]) -> None:
+        """Everything waiting on one socket, oldest first; the default handles them in order."""
+        for record in records:
+            self.process(record, source)
+
+    def tick(self) -> None:  # noqa: B027
+        """Called after every poll (with or without input): timers, sources, flushing."""
+
+    def on_stop(self) -> None:  # noqa: B027
+        """Release resources; sockets are closed by the context afterwards."""
+
+    # --- shared machinery -----------------------------------------------------------------
+    def socket(self, kind: int, **kwargs: Any) -> zmq.Socket[Any]:
+        return make_socket(self.ctx, kind, self.config.bus, **kwargs)
+
+    def reject(self, err: WireError) -> None:
+        self.metrics.bad(err.kind)
+        if err.kind not in self._faults_seen:
+            self._faults_seen.add(err.kind)
+            self.log.warning("dropped a malformed message (%s); further ones are only counted", err)
+
+    def decode_all(self, batch: list[list[zmq.Frame]]) -> list[Record]:
+        records: list[Record] = []
+        for frames in batch:
+            try:
+                records.append(record_from_message(decode(frames)))
+            except WireError as err:
+                self.reject(err)
+        return records
+
+    def request_stop(self, *_: Any) -> None:
+        self.stop_event.set()
+
+    def run(self) -> None:
+        """Run until SIGTERM/SIGINT or request_stop(); always calls on_stop."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.request_stop)
+            signal.signal(signal.SIGINT, self.request_stop)
+        try:
+            self._serve_metrics()
+            self.on_start()
+            self.metrics.set_up(True)
+            if self.ready_file is not None:
+                self.ready_file.touch()
+            self.log.info("started")
+            self.loop()
+        finally:
+            self.metrics.set_up(False)
+            try:
+                self.on_stop()
+            finally:
+                self.ctx.destroy(linger=0)
+                self.log.info("stopped")
+
+    def loop(self) -> None:
+        poller = zmq.Poller()
+        for sock in self.inputs:
+            poller.register(sock, zmq.POLLIN)
+        while not self.stop_event.is_set():
+            ready = dict(poller.poll(self.poll_ms)) if self.inputs else {}
+            if not self.inputs:
+                time.sleep(self.poll_ms / 1000)
+            for sock in self.inputs:
+                if sock in ready:
+                    first = sock.recv_multipart(copy=False)
+                    batch = drain(sock, first)
+                    self.metrics.set_depth(len(batch))
+                    records = self.decode_all(batch)
+                    if records:
+                        self.process_batch(records, sock)
+            self.tick()
+
+    def _serve_metrics(self) -> None:
+        base = self.config.metrics.base_port
+        if base is not None:
+            port = base + _METRICS_OFFSETS[self.name] + self.index
+            self.metrics.serve(self.config.metrics.host, port)
+            self.log.info("metrics on http://%s:%d/metrics", self.config.metrics.host, port)
+
+
+def since_capture_s(record: Record) -> float:
+    return (time.time_ns() - record.ts_ns) / 1e9

@@ -1,0 +1,1 @@
+"""facestream detect stage."""
