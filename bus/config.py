@@ -97,6 +97,17 @@ class MetricsConfig(StrictModel):
     host: str = "127.0.0.1"
 
 
+class SupervisorConfig(StrictModel):
+    """How `facestream run` treats a stage process that dies."""
+
+    max_restarts: int = Field(default=5, ge=0)  # within window_s; then the service stops
+    window_s: float = Field(default=60.0, gt=0)
+    backoff_s: float = Field(default=0.5, ge=0)  # first restart delay, doubled each time
+    max_backoff_s: float = Field(default=5.0, ge=0)
+    ready_timeout_s: float = Field(default=120.0, gt=0)  # model loading may take a while
+    log_dir: Path | None = None  # stage logs go here instead of the terminal
+
+
 class PipelineConfig(StrictModel):
     cameras: list[CameraConfig] = Field(min_length=1)
     bus: BusConfig = BusConfig()
@@ -105,6 +116,7 @@ class PipelineConfig(StrictModel):
     match: MatchConfig
     overlay: OverlayConfig = OverlayConfig()
     metrics: MetricsConfig = MetricsConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
 
     @field_validator("cameras")
     @classmethod

@@ -1,0 +1,229 @@
+"""The capture process: one camera -> frames on a PUB (overlay) and a PUSH (detect workers).
+
+Sends never block on a slow consumer: a full queue drops the frame and counts it per hop, so
+live video never builds a backlog. Files can be paced at their own rate or replayed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+import zmq
+
+from bus.errors import FacestreamError
+from bus.records import EndOfStream, Frame
+from bus.stage import Stage
+from bus.topology import endpoint
+from capture.sources import VideoSource, open_source
+
+HOP_OVERLAY = "capture->overlay"
+HOP_DETECT = "capture->detect"
+CLOSE_LINGER_MS = 1000  # let queued frames and the EndOfStream reach peers before exit
+
+
+class CaptureStage(Stage):
+    name: ClassVar[str] = "capture"
+    peer_wait_s: ClassVar[float] = 10.0  # how long to wait for the first subscriber and worker
+    eos_timeout_ms: ClassVar[int] = 2000
+    open_timeout_s: ClassVar[float] = 5.0
+
+    def on_start(self) -> None:
+        if not 0 <= self.index < len(self.config.cameras):
+            raise FacestreamError(
+                f"capture index {self.index} is out of range: the config has {len(self.config.cameras)} camera(s)"
+            )
+        self.camera = self.config.cameras[self.index]
+        self.source: VideoSource | None = open_source(self.camera.source, self.open_timeout_s)
+        self.log.info("camera %s: %s", self.camera.id, self.source.describe())
+        bus = self.config.bus
+        self.pub = self.socket(zmq.XPUB, bind=[endpoint(bus, "frames", self.index).bind])
+        self.pub.setsockopt(zmq.XPUB_NODROP, 1)  # a full subscriber queue raises Again: we count it
+        self.push = self.socket(zmq.PUSH, bind=[endpoint(bus, "work", self.index).bind])
+        self.subscribers = 0
+        self.sent = 0
+        self.last_seq = -1
+
+    # --- peers -----------------------------------------------------------------------------
+    def _read_subscriptions(self) -> None:
+        while True:
+            try:
+                msg = self.pub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if msg[:1] == b"\x01":
+                self.subscribers += 1
+            elif msg[:1] == b"\x00":
+                self.subscribers = max(0, self.subscribers - 1)
+
+    def _wait_for_peers(self) -> None:
+        """Hold the first frame until a subscriber and a worker are connected (slow joiner)."""
+        deadline = time.monotonic() + self.peer_wait_s
+        have_sub = have_worker = False
+        while not self.stop_event.is_set() and time.monotonic() < deadline:
+            poller = zmq.Poller()
+            if not have_sub:
+                poller.register(self.pub, zmq.POLLIN)
+            if not have_worker:
+                poller.register(self.push, zmq.POLLOUT)
+            ready = dict(poller.poll(50))
+            if self.pub in ready:
+                self._read_subscriptions()
+                have_sub = self.subscribers > 0
+            if self.push in ready:
+                have_worker = True
+            if have_sub and have_worker:
+                return
+        if not self.stop_event.is_set():
+            missing = [n for n, ok in (("overlay subscriber", have_sub), ("detect worker", have_worker)) if not ok]
+            self.log.warning(
+                "camera %s: no %s after %.0f s; sending anyway (frames are dropped until one connects)",
+                self.camera.id,
+                " or ".join(missing),
+                self.peer_wait_s,
+            )
+
+    # --- sending ---------------------------------------------------------------------------
+    def _send_frame(self, image: np.ndarray, seq: int, fps: float) -> None:
+        started = time.perf_counter()
+        ts = time.time_ns()
+        frame = Frame(self.camera.id, seq, ts, stamps={"capture": ts}, image=image, fps=fps)
+        parts = frame.to_frames(self.config.bus.jpeg_quality)
+        for sock, hop in ((self.pub, HOP_OVERLAY), (self.push, HOP_DETECT)):
+            try:
+                sock.send_multipart(parts, zmq.NOBLOCK, copy=False)
+                self.metrics.inc_out(self.camera.id)
+            except zmq.Again:
+                self.metrics.drop(self.camera.id, hop)
+        self.sent += 1
+        self.last_seq = seq
+        self.metrics.observe(self.camera.id, time.perf_counter() - started)
+
+    def _send_eos(self, reason: str, timeout_ms: int) -> None:
+        eos = EndOfStream(self.camera.id, max(self.last_seq, 0), time.time_ns(), reason=reason)
+        parts = eos.to_frames()
+        for sock, hop in ((self.pub, HOP_OVERLAY), (self.push, HOP_DETECT)):
+            sock.setsockopt(zmq.SNDTIMEO, timeout_ms)
+            try:
+                sock.send_multipart(parts)
+            except zmq.Again:
+                self.metrics.drop(self.camera.id, hop)
+                self.log.warning("camera %s: end of stream could not be sent on %s (peer full)", self.camera.id, hop)
+
+    # --- the loop --------------------------------------------------------------------------
+    def loop(self) -> None:
+        self._wait_for_peers()
+        reason = self._run_camera()
+        timeout = 200 if reason == "stopped" else self.eos_timeout_ms
+        self._read_subscriptions()
+        self._send_eos(reason, timeout)
+        drops = {
+            hop: self.metrics.drops.labels(**self.metrics._labels, camera=self.camera.id, hop=hop)._value.get()
+            for hop in (HOP_OVERLAY, HOP_DETECT)
+        }
+        self.log.info(
+            "camera %s: %s after %d frames (last seq %d); dropped %d to overlay, %d to detect",
+            self.camera.id,
+            reason,
+            self.sent,
+            self.last_seq,
+            drops[HOP_OVERLAY],
+            drops[HOP_DETECT],
+        )
+
+    def _interval(self, source: VideoSource) -> float:
+        """Seconds between frames for a file: its own rate when realtime; camera.fps caps it."""
+        cam = self.camera
+        if cam.fps is not None:
+            return 1.0 / cam.fps
+        if cam.realtime:
+            return 1.0 / (source.fps or 25.0)
+        return 0.0
+
+    def _out_fps(self, source: VideoSource) -> float:
+        if source.is_live and self.camera.fps is not None:
+            return min(source.fps, self.camera.fps) if source.fps else self.camera.fps
+        return source.fps
+
+    def _run_camera(self) -> str:
+        """Send frames until the source ends; returns the EndOfStream reason."""
+        cam = self.camera
+        seq = 0
+        next_due = time.monotonic()
+        frames_this_pass = 0
+        while not self.stop_event.is_set():
+            if cam.max_frames is not None and seq >= cam.max_frames:
+                return "max_frames"
+            source = self.source
+            if source is None:
+                return "camera lost"
+            image = source.read()
+            if image is None:
+                if source.is_live:
+                    if not self._reopen_live():
+                        return "stopped" if self.stop_event.is_set() else "camera lost"
+                    continue
+                if cam.loop and frames_this_pass > 0:
+                    source.close()
+                    self.source = open_source(cam.source, self.open_timeout_s)
+                    frames_this_pass = 0
+                    continue
+                return "end of file"
+            frames_this_pass += 1
+            now = time.monotonic()
+            if source.is_live:
+                # Live cameras set their own pace; camera.fps only thins them out.
+                if cam.fps is not None:
+                    if now < next_due:
+                        continue
+                    next_due = max(next_due + 1.0 / cam.fps, now)
+            else:
+                interval = self._interval(source)
+                if interval > 0:
+                    if next_due > now and self.stop_event.wait(next_due - now):
+                        break
+                    # Fall behind by more than a frame (slow disk, busy host): restart the clock.
+                    next_due = max(next_due + interval, time.monotonic() - interval)
+            self._read_subscriptions()
+            self._send_frame(image, seq, self._out_fps(source))
+            seq += 1
+        return "stopped"
+
+    def _reopen_live(self) -> bool:
+        """Back off and reopen a live camera that stopped; False once every retry failed."""
+        cam = self.camera
+        assert self.source is not None
+        self.source.close()
+        self.source = None
+        delay = cam.retry_s
+        self.log.warning("camera %s lost (%s): reopening in %.1f s", cam.id, cam.source, delay)
+        for attempt in range(1, cam.max_retries + 1):
+            if self.stop_event.wait(delay):
+                return False
+            try:
+                self.source = open_source(cam.source, self.open_timeout_s)
+            except FacestreamError as err:
+                delay *= 2
+                self.log.warning(
+                    "camera %s: retry %d/%d failed (%s); next in %.1f s",
+                    cam.id,
+                    attempt,
+                    cam.max_retries,
+                    err,
+                    delay,
+                )
+                continue
+            self.log.info("camera %s: reopened after %d attempt(s)", cam.id, attempt)
+            return True
+        self.log.error("camera %s lost: gave up after %d retries", cam.id, cam.max_retries)
+        return False
+
+    def on_stop(self) -> None:
+        source: Any = getattr(self, "source", None)
+        if source is not None:
+            source.close()
+        for name in ("pub", "push"):
+            sock = getattr(self, name, None)
+            if sock is not None and not sock.closed:
+                sock.close(linger=CLOSE_LINGER_MS)

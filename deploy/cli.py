@@ -1,0 +1,180 @@
+"""The `facestream` command. Errors a user can fix print one line, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bus.config import DetectConfig, load_config
+from bus.errors import FacestreamError
+from bus.logs import setup_logging
+
+log = logging.getLogger("facestream.cli")
+
+
+def _analyzer(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from deploy.faces import FaceAnalyzer
+
+    return FaceAnalyzer(DetectConfig(backend=args.detector), model=args.model)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from deploy.demo import run_demo
+
+    result = run_demo(args.out, detector=args.detector, workers=args.workers, mjpeg_port=args.mjpeg_port)
+    s = result.summary
+    names = ", ".join(str(n) for n in s.get("identities", [])) or "none"  # type: ignore[attr-defined]
+    print(
+        f"demo: {s['frames']} frames from {len(s.get('per_camera', {}))} cameras, "  # type: ignore[arg-type]
+        f"{s['faces']} faces, identities: {names} (+{s['unknown_faces']} Unknown faces), "
+        f"{float(s['fps']):.1f} frames/s"  # type: ignore[arg-type]
+    )
+    for video in result.videos:
+        print(f"overlay video: {video}")
+    print(f"per-frame results: {result.out_dir / 'results.jsonl'}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from deploy.supervisor import Supervisor, default_run_dir
+    from deploy.preflight import preflight
+
+    config = load_config(args.config)
+    preflight(config)
+    supervisor = Supervisor(config, args.config, default_run_dir(config))
+    code = supervisor.run()
+    if code != 0 and supervisor.last_error:
+        raise FacestreamError(supervisor.last_error)
+    return code
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    from deploy.stage_main import run_stage
+
+    return run_stage(args.name, args.config, args.index, args.ready_file)
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from deploy.enroll import enroll
+
+    report = enroll(args.gallery, args.sources, _analyzer(args), name=args.name, progress=not args.quiet)
+    for name, count in sorted(report.enrolled.items()):
+        print(f"enrolled {name}: {count} photo{'s' if count != 1 else ''}")
+    for path, reason in report.skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(f"gallery {args.gallery}: saved")
+    return 0 if not report.skipped else 1
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from match.gallery import Gallery
+
+    analyzer = _analyzer(args)
+    a, b = analyzer.embed_file(args.image1), analyzer.embed_file(args.image2)
+    similarity = Gallery.verify(a.vector, b.vector)
+    threshold = analyzer.threshold if args.threshold is None else args.threshold
+    same = similarity >= threshold
+    verdict = "same person" if same else "different people"
+    print(f"{verdict}: cosine similarity {similarity:.3f} (threshold {threshold:.3f})")
+    return 0 if same else 1
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    from deploy.faces import read_image
+    from match.gallery import Gallery
+
+    analyzer = _analyzer(args)
+    gallery = Gallery.load(args.gallery, expect_model_id=analyzer.model_id)
+    if len(gallery) == 0:
+        raise FacestreamError(f"gallery {args.gallery} is empty: enroll faces first")
+    found = analyzer.faces(read_image(args.image))
+    if not found:
+        raise FacestreamError(f"no face found in {args.image}")
+    import numpy as np
+
+    ids = gallery.identify(np.stack([f.vector for f in found]), threshold=args.threshold, k=args.k)
+    for f, ident in zip(found, ids, strict=True):
+        x, y, w, h = (round(v) for v in f.face.box)
+        others = ", ".join(f"{n} {s:.3f}" for n, s in ident.candidates[1:])
+        extra = f" (next: {others})" if others else ""
+        print(f"face at x={x} y={y} w={w} h={h}: {ident.name} {ident.similarity:.3f}{extra}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facestream", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def face_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--detector", default="yunet", choices=["yunet", "haar", "mtcnn"])
+        p.add_argument("--model", default="sface", help="'sface' or an exported ONNX file")
+
+    p = sub.add_parser("demo", help="run the full pipeline on a bundled clip and real photos")
+    p.add_argument("--out", type=Path, default=Path("facestream-demo"), help="output folder")
+    p.add_argument("--detector", default="yunet", choices=["yunet", "haar"])
+    p.add_argument("--workers", type=int, default=1, help="detect and embed processes")
+    p.add_argument("--mjpeg-port", type=int, default=None, help="also serve the live page")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="run the pipeline described by a YAML config")
+    p.add_argument("config", type=Path)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("stage", help="run one stage process (any host; addresses from the config)")
+    p.add_argument("name", choices=["capture", "detect", "embed", "match", "overlay"])
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--index", type=int, default=0, help="camera index (capture) or worker number")
+    p.add_argument("--ready-file", type=Path, default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_stage)
+
+    p = sub.add_parser("enroll", help="add faces to a gallery from a folder or images")
+    p.add_argument("gallery", type=Path)
+    p.add_argument("sources", type=Path, nargs="+", help="folder (name.jpg or name/*.jpg) or images")
+    p.add_argument("--name", default=None, help="enroll every photo given as this person")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    face_options(p)
+    p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("verify", help="1:1: are two photos the same person?")
+    p.add_argument("image1", type=Path)
+    p.add_argument("image2", type=Path)
+    p.add_argument("--threshold", type=float, default=None, help="default: the model's own")
+    face_options(p)
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("identify", help="1:K: who is in this photo?")
+    p.add_argument("gallery", type=Path)
+    p.add_argument("image", type=Path)
+    p.add_argument("--threshold", type=float, default=None, help="default: the gallery's own")
+    p.add_argument("-k", type=int, default=3, help="candidates to show")
+    face_options(p)
+    p.set_defaults(func=cmd_identify)
+
+    for module in ("trainer.cli", "analysis.cli", "deploy.keys"):
+        try:
+            register = __import__(module, fromlist=["register"]).register
+        except (ImportError, AttributeError):
+            continue
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging("INFO" if args.verbose or args.command in ("run", "stage") else "WARNING")
+    try:
+        code: int = args.func(args)
+    except FacestreamError as exc:
+        print(f"facestream: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

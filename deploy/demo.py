@@ -1,0 +1,144 @@
+"""`facestream demo`: real photos and a real clip through the real multi-process pipeline.
+
+The carphone driver is enrolled one-shot from the clip's first frame and must be named in the
+later frames; a second clip shows other photos of enrolled people and two people who are not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from bus.config import PipelineConfig, dump_config, parse_config
+from bus.errors import FacestreamError
+from deploy.assets import carphone_video, photo
+from deploy.enroll import enroll
+from deploy.faces import FaceAnalyzer, read_image
+from deploy.supervisor import Supervisor
+from match.gallery import Gallery
+
+log = logging.getLogger("facestream.demo")
+
+ENROLLED = ("macron_1.jpg", "ardern_1.jpg", "obama_1.jpg")
+# (photo, who the pipeline must say it is): the last two people are not enrolled.
+SLIDESHOW = (
+    ("macron_2.jpg", "macron"),
+    ("ardern_2.jpg", "ardern"),
+    ("obama_2.jpg", "obama"),
+    ("sunak_1.jpg", "Unknown"),
+    ("biden_1.jpg", "Unknown"),
+)
+SLIDE_FPS = 10.0
+SLIDE_FRAMES = 15
+SLIDE_SIZE = (640, 480)
+CARPHONE_NAME = "carphone_driver"
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    out_dir: Path
+    summary: dict[str, object]
+    videos: list[Path]
+    exit_code: int
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    w, h = size
+    scale = min(w / image.shape[1], h / image.shape[0])
+    resized = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
+                         interpolation=cv2.INTER_AREA)
+    canvas = np.full((h, w, 3), 32, np.uint8)
+    y0, x0 = (h - resized.shape[0]) // 2, (w - resized.shape[1]) // 2
+    canvas[y0:y0 + resized.shape[0], x0:x0 + resized.shape[1]] = resized
+    return canvas
+
+
+def write_slideshow(path: Path) -> list[dict[str, object]]:
+    """The photos clip and its ground truth (who is on screen for which frame numbers)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), SLIDE_FPS, SLIDE_SIZE)
+    if not writer.isOpened():
+        raise FacestreamError(f"cannot write {path}")
+    truth = []
+    for i, (name, expected) in enumerate(SLIDESHOW):
+        frame = letterbox(read_image(photo(name)), SLIDE_SIZE)
+        for _ in range(SLIDE_FRAMES):
+            writer.write(frame)
+        truth.append({"photo": name, "expected": expected,
+                      "first_seq": i * SLIDE_FRAMES, "last_seq": (i + 1) * SLIDE_FRAMES - 1})
+    writer.release()
+    return truth
+
+
+def first_frame_face(analyzer: FaceAnalyzer, video: Path, tries: int = 10) -> np.ndarray:
+    """One-shot enrollment from the earliest frame of the clip that shows a face."""
+    cap = cv2.VideoCapture(str(video))
+    try:
+        for _ in range(tries):
+            ok, frame = cap.read()
+            if not ok:
+                break
+            found = analyzer.faces(frame)
+            if found:
+                best = max(found, key=lambda f: f.face.box[2] * f.face.box[3])
+                return best.vector
+    finally:
+        cap.release()
+    raise FacestreamError(f"no face in the first {tries} frames of {video}")
+
+
+def build_config(out: Path, ipc_dir: Path, gallery: Path, clip: Path, detector: str,
+                 workers: int, mjpeg_port: int | None) -> PipelineConfig:
+    return parse_config({
+        "cameras": [
+            {"id": "carphone", "source": str(carphone_video())},
+            {"id": "photos", "source": str(clip)},
+        ],
+        "bus": {"transport": "ipc", "ipc_dir": str(ipc_dir)},
+        "detect": {"backend": detector, "workers": workers},
+        "embed": {"workers": workers},
+        "match": {"gallery": str(gallery)},
+        "overlay": {"output": str(out / "overlay.mp4"), "results_log": str(out / "results.jsonl"),
+                    "mjpeg_port": mjpeg_port},
+        "supervisor": {"log_dir": str(out / "logs"), "max_restarts": 0},
+    }, "demo config")
+
+
+def run_demo(out: Path, detector: str = "yunet", workers: int = 1, mjpeg_port: int | None = None) -> DemoResult:
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("results.jsonl", "results.summary.json", "gallery.fsg"):
+        (out / stale).unlink(missing_ok=True)
+    analyzer = FaceAnalyzer()
+    gallery_path = out / "gallery.fsg"
+    enroll(gallery_path, [photo(p) for p in ENROLLED], analyzer, progress=False)
+    gallery = Gallery.load(gallery_path, expect_model_id=analyzer.model_id)
+    gallery.add(CARPHONE_NAME, first_frame_face(analyzer, carphone_video())[None, :])
+    gallery.save(gallery_path)
+    clip = out / "photos_clip.mp4"
+    truth = write_slideshow(clip)
+    (out / "photos_clip.truth.json").write_text(json.dumps(truth, indent=1))
+    ipc_dir = Path(tempfile.mkdtemp(prefix="fs-demo-"))  # ipc paths must stay short
+    try:
+        config = build_config(out, ipc_dir, gallery_path, clip, detector, workers, mjpeg_port)
+        config_path = out / "demo-config.yaml"
+        dump_config(config, config_path)
+        supervisor = Supervisor(config, config_path, ipc_dir / "run")
+        code = supervisor.run()
+        if code != 0:
+            why = supervisor.last_error or f"exit code {code}"
+            raise FacestreamError(f"the pipeline stopped: {why} (logs in {out / 'logs'})")
+    finally:
+        shutil.rmtree(ipc_dir, ignore_errors=True)
+    summary_path = out / "results.summary.json"
+    if not summary_path.exists():
+        raise FacestreamError(f"the pipeline wrote no summary (logs in {out / 'logs'})")
+    summary = json.loads(summary_path.read_text())
+    videos = sorted(out.glob("overlay*.mp4"))
+    return DemoResult(out, summary, videos, 0)

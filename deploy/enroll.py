@@ -1,0 +1,90 @@
+"""Enrollment: which photos belong to whom, and adding them to a gallery without losing any."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from bus.errors import FacestreamError
+from deploy.faces import IMAGE_SUFFIXES, FaceAnalyzer
+from match.gallery import Gallery
+
+log = logging.getLogger("facestream.enroll")
+_NUMBERED = re.compile(r"^(.*?)[_-]\d+$")
+
+
+def name_from_stem(stem: str) -> str:
+    """`alice.jpg` and `alice_2.jpg` both belong to alice."""
+    match = _NUMBERED.match(stem)
+    return match.group(1) if match and match.group(1) else stem
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def enrollment_items(source: Path, name: str | None = None) -> list[tuple[str, Path]]:
+    """(name, photo) pairs from a folder (`name.jpg`, `name_2.jpg` or `name/*.jpg`) or one image."""
+    source = Path(source)
+    if not source.exists():
+        raise FacestreamError(f"{source} not found")
+    if source.is_file():
+        if not _is_image(source):
+            raise FacestreamError(f"{source} is not an image ({', '.join(IMAGE_SUFFIXES)})")
+        return [(name or name_from_stem(source.stem), source)]
+    items: list[tuple[str, Path]] = []
+    for entry in sorted(source.iterdir()):
+        if _is_image(entry):
+            items.append((name or name_from_stem(entry.stem), entry))
+        elif entry.is_dir():
+            items.extend((name or entry.name, p) for p in sorted(entry.iterdir()) if _is_image(p))
+    if not items:
+        raise FacestreamError(f"no images in {source} (expected name.jpg or name/*.jpg)")
+    return items
+
+
+@dataclass
+class EnrollReport:
+    enrolled: dict[str, int] = field(default_factory=dict)  # name -> photos added
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # photo, reason
+
+
+def open_or_create(path: Path, analyzer: FaceAnalyzer) -> Gallery:
+    if Path(path).exists():
+        return Gallery.load(path, expect_model_id=analyzer.model_id, expect_dim=analyzer.model.card.embedding_dim)
+    return Gallery.create(analyzer.model_id, analyzer.model.card.embedding_dim, analyzer.threshold)
+
+
+def enroll(
+    gallery_path: Path,
+    sources: list[Path],
+    analyzer: FaceAnalyzer,
+    name: str | None = None,
+    progress: bool = True,
+) -> EnrollReport:
+    """Add every usable photo; a photo without a face is skipped and reported, never silently."""
+    items = [item for src in sources for item in enrollment_items(src, name)]
+    gallery = open_or_create(gallery_path, analyzer)
+    report = EnrollReport()
+    vectors: dict[str, list[np.ndarray]] = {}
+    for person, photo in tqdm(items, desc="enrolling", unit="photo", disable=not progress):
+        try:
+            found = analyzer.embed_file(photo)
+        except FacestreamError as exc:
+            report.skipped.append((photo, str(exc)))
+            log.warning("skipped %s", exc)
+            continue
+        vectors.setdefault(person, []).append(found.vector)
+    if not vectors:
+        reasons = "; ".join(reason for _, reason in report.skipped[:3])
+        raise FacestreamError(f"nothing enrolled: {reasons}")
+    for person, vecs in vectors.items():
+        gallery.add(person, np.stack(vecs).astype(np.float32))
+        report.enrolled[person] = len(vecs)
+    gallery.save(gallery_path)
+    return report
