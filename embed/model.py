@@ -108,7 +108,7 @@ class EmbeddingModel:
         props = dict(session.get_modelmeta().custom_metadata_map)
         card = ModelCard.from_props(props, where=str(path))
         model = cls(session, card, path)
-        log.info("embedding model %s (%s, %d-d) from %s", card.model_id, card.layout, card.embedding_dim, path)
+        log.info("embedding model %s (%d-d) from %s", card.model_id, card.embedding_dim, path)
         return model
 
     @property

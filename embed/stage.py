@@ -1,0 +1,117 @@
+"""The embed worker: FaceCrops in (from any detect worker), Embeddings out to match.
+
+Everything waiting on the input (several cameras) is aligned and embedded in one model call:
+batching is what keeps a CPU embedder ahead of many feeds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+import zmq
+
+from bus.errors import FacestreamError, WireError
+from bus.records import Embeddings, EndOfStream, FaceCrops, Record
+from bus.sockets import drain
+from bus.stage import Stage, since_capture_s
+from bus.topology import endpoint
+from embed.model import EmbeddingModel
+
+HOP = "embed->match"
+
+
+class EmbedStage(Stage):
+    name: ClassVar[str] = "embed"
+
+    model: EmbeddingModel
+    out: zmq.Socket[Any]
+
+    def on_start(self) -> None:
+        cfg = self.config.embed
+        # The model first: a bad model path fails before any socket exists.
+        self.model = EmbeddingModel.load(cfg.model, cache_dir=cfg.cache_dir, threads=cfg.threads)
+        bus = self.config.bus
+        pull = self.socket(zmq.PULL, bind=[endpoint(bus, "embed_in", self.index).bind])
+        self.out = self.socket(zmq.PUSH, connect=[endpoint(bus, "match_in").connect])
+        self.inputs.append(pull)
+
+    def _gather(self, records: list[Record], source: zmq.Socket[Any]) -> list[Record]:
+        """Wait up to batch_wait_ms for more crops while the batch is not full."""
+        wait_s = self.config.embed.batch_wait_ms / 1000.0
+        if wait_s <= 0:
+            return records
+        deadline = time.monotonic() + wait_s
+        while _crop_count(records) < self.config.embed.batch_size:
+            left_ms = (deadline - time.monotonic()) * 1000.0
+            if left_ms <= 0 or not source.poll(max(1, int(left_ms)), zmq.POLLIN):
+                break
+            first = source.recv_multipart(copy=False)
+            records.extend(self.decode_all(drain(source, first)))
+        return records
+
+    def process_batch(self, records: list[Record], source: zmq.Socket[Any]) -> None:
+        records = self._gather(list(records), source)
+        crops = [r for r in records if isinstance(r, FaceCrops)]
+        for rec in records:
+            self.metrics.inc_in(rec.camera_id)
+        vectors, seconds = self._embed_all(crops)
+        for rec in records:
+            if isinstance(rec, FaceCrops) and id(rec) in vectors:
+                out = Embeddings(
+                    camera_id=rec.camera_id,
+                    seq=rec.seq,
+                    ts_ns=rec.ts_ns,
+                    stamps={**rec.stamps, "embed": time.time_ns()},
+                    frame_size=rec.frame_size,
+                    faces=rec.faces,
+                    vectors=vectors[id(rec)],
+                    model_id=self.model.model_id,
+                )
+                if self._send(out.to_frames(), rec.camera_id):
+                    self.metrics.observe(rec.camera_id, seconds[id(rec)], since_capture_s(rec))
+            elif isinstance(rec, EndOfStream) and not self._send(rec.to_frames(), rec.camera_id):
+                self.log.warning("end of stream of %s dropped: match is not keeping up", rec.camera_id)
+            # other kinds do not belong on this hop; they were counted in and are ignored
+
+    def _embed_all(self, crops: list[FaceCrops]) -> tuple[dict[int, np.ndarray], dict[int, float]]:
+        """One model call for every crop of every frame; rows split back per frame by crop_index."""
+        start = time.perf_counter()
+        aligned: list[np.ndarray] = []
+        owners: list[tuple[FaceCrops, int]] = []  # (frame, first row in `aligned`)
+        for rec in crops:
+            by_index = {f.crop_index: f for f in rec.faces if f.crop_index is not None}
+            try:
+                mine = [
+                    self.model.align(crop, by_index[i], origin=by_index[i].crop_origin)
+                    for i, crop in enumerate(rec.crops)
+                ]
+            except FacestreamError as exc:  # e.g. an empty box and no landmarks: drop this frame only
+                self.reject(WireError("bad_face", f"{rec.camera_id} frame {rec.seq}: {exc}"))
+                continue
+            owners.append((rec, len(aligned)))
+            aligned.extend(mine)
+        rows = self.model.embed(aligned, self.config.embed.batch_size)
+        elapsed = time.perf_counter() - start
+        total = max(1, len(aligned))
+        vectors: dict[int, np.ndarray] = {}
+        seconds: dict[int, float] = {}
+        for rec, first in owners:
+            n = len(rec.crops)
+            vectors[id(rec)] = np.ascontiguousarray(rows[first : first + n])
+            seconds[id(rec)] = elapsed * n / total
+        return vectors, seconds
+
+    def _send(self, frames: list[bytes | memoryview], camera: str) -> bool:
+        try:
+            self.out.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            self.metrics.drop(camera, HOP)
+            return False
+        self.metrics.inc_out(camera)
+        return True
+
+
+def _crop_count(records: list[Record]) -> int:
+    return sum(len(r.crops) for r in records if isinstance(r, FaceCrops))
