@@ -94,7 +94,7 @@ class Gallery:
         self.index_kind: IndexKind = index
         self.created = _now()
         self.updated = self.created
-        self._vectors = np.zeros((0, dim), np.float32)
+        self._buffer = np.zeros((0, dim), np.float32)  # grows by doubling; rows [:len(self)] used
         self._names: list[str] = []
         self._counts: dict[str, int] = {}  # rows per person, kept in step with _names
         self._index = VectorIndex(index, dim)
@@ -105,6 +105,10 @@ class Gallery:
         return cls(model_id, dim, threshold, index)
 
     # --- contents ---------------------------------------------------------------------------
+    @property
+    def _vectors(self) -> np.ndarray:
+        return self._buffer[: len(self._names)]
+
     def __len__(self) -> int:
         return len(self._names)
 
@@ -129,7 +133,12 @@ class Gallery:
         mat = _as_matrix(vectors, self.dim, "embeddings to enroll")
         if len(mat) == 0:
             raise FacestreamError(f"no embeddings given for {name!r}")
-        self._vectors = np.concatenate([self._vectors, mat])
+        used = len(self._names)
+        if used + len(mat) > len(self._buffer):
+            grown = np.zeros((max(2 * len(self._buffer), used + len(mat), 64), self.dim), np.float32)
+            grown[:used] = self._buffer[:used]
+            self._buffer = grown
+        self._buffer[used : used + len(mat)] = mat
         self._names.extend([name] * len(mat))
         self._counts[name] = self._counts.get(name, 0) + len(mat)
         if not self._stale and self._index.can_append(len(self._names)):
@@ -142,7 +151,7 @@ class Gallery:
         keep = [i for i, n in enumerate(self._names) if n != name]
         removed = len(self._names) - len(keep)
         if removed:
-            self._vectors = np.ascontiguousarray(self._vectors[keep])
+            self._buffer = np.ascontiguousarray(self._vectors[keep])
             self._names = [self._names[i] for i in keep]
             del self._counts[name]
             self._stale = True
@@ -272,7 +281,7 @@ class Gallery:
         norms = np.linalg.norm(vectors, axis=1) if len(vectors) else np.ones(0)
         if not np.isfinite(vectors).all() or not np.all(np.abs(norms - 1.0) < 1e-3):
             raise FacestreamError(f"{bad}: vectors are not finite unit vectors")
-        gallery._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        gallery._buffer = np.array(vectors, dtype=np.float32, order="C")
         gallery._names = list(names)
         for name in names:
             gallery._counts[name] = gallery._counts.get(name, 0) + 1

@@ -17,8 +17,8 @@ IndexKind = Literal["flat", "hnsw", "ivf"]
 INDEX_KINDS: tuple[IndexKind, ...] = ("flat", "hnsw", "ivf")
 
 HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 96
+HNSW_EF_CONSTRUCTION = 40
+HNSW_EF_SEARCH = 64
 IVF_MIN_POINTS_PER_LIST = 39  # FAISS warns (and clusters poorly) below this
 
 
@@ -52,6 +52,7 @@ class VectorIndex:
         elif self.kind == "hnsw":
             index = faiss.IndexHNSWFlat(self.dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+            index.hnsw.efSearch = HNSW_EF_SEARCH
             self._index = index
         else:
             nlist = ivf_lists(len(vectors))
@@ -81,9 +82,5 @@ class VectorIndex:
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Similarities and row ids, (n, k) each; missing neighbours have id -1."""
         assert self._index is not None
-        if self.kind == "hnsw":
-            params = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))
-            sims, ids = self._index.search(queries, k, params=params)
-        else:
-            sims, ids = self._index.search(queries, k)
+        sims, ids = self._index.search(queries, k)  # HNSW searches with max(efSearch, k)
         return sims, ids

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import zmq
 
 from bus.errors import FacestreamError, WireError
-from bus.records import EndOfStream, Embeddings, MatchResult, Record
+from bus.records import Embeddings, EndOfStream, MatchResult, Record
 from bus.stage import Stage, since_capture_s
 from bus.topology import endpoint
 from match.gallery import Gallery, file_signature
@@ -66,7 +66,9 @@ class MatchStage(Stage):
             return
         if record.vectors.shape[0] and record.vectors.shape[1] != self.gallery.dim:
             self.reject(
-                WireError("bad_payload", f"{record.vectors.shape[1]}-d vectors, gallery is {self.gallery.dim}-d")
+                WireError(
+                    "bad_payload", f"{record.vectors.shape[1]}-d vectors, gallery is {self.gallery.dim}-d"
+                )
             )
             return
         started = time.perf_counter()

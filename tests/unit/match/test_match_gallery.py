@@ -188,7 +188,9 @@ def test_add_rejects_bad_vectors(vectors: object, message: str) -> None:
     assert len(g) == 0
 
 
-@pytest.mark.parametrize("name", ["", "  ", "a/b", "a\\b", "Unknown", "unknown", " alice", "x\n", "n" * 200, 5])
+@pytest.mark.parametrize(
+    "name", ["", "  ", "a/b", "a\\b", "Unknown", "unknown", " alice", "x\n", "n" * 200, 5]
+)
 def test_add_rejects_bad_names(name: object) -> None:
     g = Gallery.create("m", DIM, 0.5)
     with pytest.raises(FacestreamError):
