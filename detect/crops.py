@@ -9,9 +9,7 @@ import numpy as np
 from bus.records import Face
 
 
-def crop_bounds(
-    face: Face, margin: float, width: int, height: int
-) -> tuple[int, int, int, int]:
+def crop_bounds(face: Face, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1), end exclusive: a square around the box, grown by margin on each side.
 
     It also covers every landmark (alignment needs them all), then is clipped to the frame;

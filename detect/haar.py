@@ -49,8 +49,12 @@ class HaarDetector:
         path = Path(cascade_path) if cascade_path is not None else default_cascade_path()
         if not path.is_file():
             raise FacestreamError(f"Haar cascade not found: {path} (reinstall opencv-python-headless)")
-        self.cascade = cv2.CascadeClassifier(str(path))
-        if self.cascade.empty():
+        self.cascade = cv2.CascadeClassifier()
+        try:
+            loaded = self.cascade.load(str(path))
+        except cv2.error:
+            loaded = False
+        if not loaded or self.cascade.empty():
             raise FacestreamError(f"cannot load Haar cascade {path}: not a valid cascade file")
         self.path = path
 

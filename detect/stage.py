@@ -1,0 +1,107 @@
+"""The detect worker: newest frame per camera in, faces and their crops out to embed.
+
+Frames that wait while a frame is being detected are stale: only the newest of each camera is
+detected, the others are counted as drops (hop "capture->detect"). Output never blocks: when
+every embed worker is full the result is dropped and counted (hop "detect->embed").
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import cv2
+import zmq
+
+from bus.errors import FacestreamError, WireError
+from bus.records import EndOfStream, FaceCrops, Frame, Record
+from bus.stage import Stage, since_capture_s
+from bus.topology import all_endpoints
+from detect.base import Detector, big_enough
+from detect.crops import crop_face
+from detect.factory import make_detector
+
+EOS_WAIT_MS = 1000  # an end-of-stream may wait this long for room downstream; frames never wait
+
+
+class DetectStage(Stage):
+    name = "detect"
+
+    def on_start(self) -> None:
+        self.detector: Detector = make_detector(self.config.detect)  # a bad model fails before sockets
+        works = [e.connect for e in all_endpoints(self.config, "work")]
+        outs = [e.connect for e in all_endpoints(self.config, "embed_in")]
+        self.pull = self.socket(zmq.PULL, connect=works)
+        self.push = self.socket(zmq.PUSH, connect=outs)
+        self.inputs.append(self.pull)
+        self.log.info(
+            "detector %s, %d camera(s) -> %d embed worker(s)", self.detector.name, len(works), len(outs)
+        )
+
+    def process_batch(self, records: list[Record], source: zmq.Socket[Any]) -> None:
+        newest: dict[str, int] = {}
+        for i, record in enumerate(records):
+            if isinstance(record, Frame):
+                self.metrics.inc_in(record.camera_id)
+                if record.camera_id in newest:
+                    self.metrics.drop(record.camera_id, "capture->detect")
+                newest[record.camera_id] = i
+            elif isinstance(record, EndOfStream):
+                self.metrics.inc_in(record.camera_id)
+        for i, record in enumerate(records):
+            if isinstance(record, Frame):
+                if newest[record.camera_id] == i:
+                    self.handle_frame(record)
+            elif isinstance(record, EndOfStream):
+                self.forward_eos(record)
+            else:
+                self.reject(WireError("unexpected_kind", f"detect takes frames, got a {record.KIND!r}"))
+
+    def handle_frame(self, frame: Frame) -> None:
+        camera = frame.camera_id
+        start = time.perf_counter()
+        try:
+            out = self.find_faces(frame)
+        except (FacestreamError, WireError, cv2.error) as exc:
+            self.reject(WireError("detect_failed", f"camera {camera} seq {frame.seq}: {exc}"))
+            return
+        compute = time.perf_counter() - start
+        try:
+            self.push.send_multipart(out.to_frames(), flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            self.metrics.drop(camera, "detect->embed")
+        else:
+            self.metrics.inc_out(camera)
+        self.metrics.observe(camera, compute, since_capture_s(frame))
+
+    def find_faces(self, frame: Frame) -> FaceCrops:
+        cfg = self.config.detect
+        faces = [f for f in self.detector.detect(frame.image) if big_enough(f, cfg.min_face)]
+        crops = []
+        for i, face in enumerate(faces):
+            crop, origin = crop_face(frame.image, face, cfg.crop_margin)
+            face.crop_index = i
+            face.crop_origin = origin
+            crops.append(crop)
+        height, width = frame.image.shape[:2]
+        return FaceCrops(
+            camera_id=frame.camera_id,
+            seq=frame.seq,
+            ts_ns=frame.ts_ns,
+            stamps={**frame.stamps, "detect": time.time_ns()},
+            frame_size=(width, height),
+            faces=faces,
+            crops=crops,
+        )
+
+    def forward_eos(self, eos: EndOfStream) -> None:
+        """Downstream needs the end to finish cleanly, so it may wait briefly, unlike frames."""
+        if self.push.poll(EOS_WAIT_MS, zmq.POLLOUT):
+            self.push.send_multipart(eos.to_frames(), flags=zmq.NOBLOCK, copy=False)
+            self.metrics.inc_out(eos.camera_id)
+            self.log.info("camera %s ended (%s) after seq %d", eos.camera_id, eos.reason, eos.seq)
+        else:
+            self.metrics.drop(eos.camera_id, "detect->embed")
+            self.log.warning(
+                "no embed worker took the end of camera %s within %d ms", eos.camera_id, EOS_WAIT_MS
+            )

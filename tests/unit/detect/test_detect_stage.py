@@ -1,0 +1,208 @@
+"""DetectStage over real ZeroMQ ipc sockets: frames in, FaceCrops out, drops and faults counted."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import zmq
+
+from bus.config import BusConfig, CameraConfig, DetectConfig, MatchConfig, PipelineConfig
+from bus.errors import FacestreamError
+from bus.records import EndOfStream, FaceCrops, Frame, Record, record_from_message
+from bus.sockets import make_socket
+from bus.topology import endpoint
+from bus.wire import decode
+from detect.stage import DetectStage
+
+CAM = "cam0"
+
+
+def _config(tmp_path: Path, **detect: Any) -> PipelineConfig:
+    return PipelineConfig(
+        cameras=[CameraConfig(id=CAM, source="carphone.mp4")],
+        bus=BusConfig(transport="ipc", ipc_dir=tmp_path / "ipc"),
+        detect=DetectConfig(**detect),
+        match=MatchConfig(gallery=tmp_path / "gallery"),
+    )
+
+
+class Harness:
+    """The test plays capture (binds "work") and embed (binds "embed_in")."""
+
+    def __init__(self, cfg: PipelineConfig) -> None:
+        self.ctx: zmq.Context[Any] = zmq.Context()
+        self.push = make_socket(self.ctx, zmq.PUSH, cfg.bus, bind=[endpoint(cfg.bus, "work", 0).bind])
+        self.pull = make_socket(
+            self.ctx, zmq.PULL, cfg.bus, bind=[endpoint(cfg.bus, "embed_in", 0).bind], hwm=10_000
+        )
+
+    def send(self, record: Frame | EndOfStream | FaceCrops, jpeg: int | None = None) -> None:
+        frames = record.to_frames(jpeg) if isinstance(record, Frame) else record.to_frames()
+        self.push.send_multipart(frames, copy=False)
+
+    def recv(self, timeout_s: float = 20.0) -> Record:
+        assert self.pull.poll(int(timeout_s * 1000)), "no output from the detect stage"
+        return record_from_message(decode(self.pull.recv_multipart()))
+
+    def close(self) -> None:
+        self.ctx.destroy(linger=0)
+
+
+@contextmanager
+def running(cfg: PipelineConfig, tmp_path: Path) -> Iterator[tuple[DetectStage, Harness]]:
+    harness = Harness(cfg)
+    ready = tmp_path / "ready"
+    stage = DetectStage(cfg, ready_file=ready)
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            stage.run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not ready.exists() and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        assert ready.exists(), f"stage did not start: {errors}"
+        yield stage, harness
+    finally:
+        stage.request_stop()
+        thread.join(10)
+        harness.close()
+        assert not thread.is_alive(), "stage did not stop"
+    if errors:
+        raise errors[0]
+
+
+def _frame(seq: int, image: np.ndarray) -> Frame:
+    return Frame(
+        camera_id=CAM, seq=seq, ts_ns=time.time_ns(), stamps={"capture": time.time_ns()}, image=image
+    )
+
+
+def _value(stage: DetectStage, name: str, **labels: str) -> float:
+    full = {"stage": "detect", "worker": "0", **labels}
+    return stage.metrics.registry.get_sample_value(f"{name}_total", full) or 0.0
+
+
+def test_frames_in_face_crops_out(tmp_path: Path, carphone: list[np.ndarray]) -> None:
+    cfg = _config(tmp_path)
+    seqs = list(range(0, 120, 12))
+    with running(cfg, tmp_path) as (stage, io):
+        for seq in seqs:
+            frame = _frame(seq, carphone[seq])
+            io.send(frame, jpeg=90 if seq == 60 else None)  # one JPEG frame on the wire too
+            out = io.recv()
+            assert isinstance(out, FaceCrops)
+            assert (out.camera_id, out.seq, out.ts_ns) == (CAM, seq, frame.ts_ns)
+            assert out.frame_size == (176, 144)
+            assert out.stamps["capture"] == frame.stamps["capture"] <= out.stamps["detect"]
+            assert len(out.faces) == 1 and len(out.crops) == 1, seq
+            face, crop = out.faces[0], out.crops[0]
+            assert face.crop_index == 0 and face.score >= 0.7
+            x0, y0 = face.crop_origin
+            h, w = crop.shape[:2]
+            assert face.landmarks is not None
+            local = face.landmarks - np.array([x0, y0], np.float32)
+            assert (local >= 0).all() and (local[:, 0] < w).all() and (local[:, 1] < h).all()
+            if seq != 60:  # raw frames: the crop is exactly the frame's pixels
+                assert np.array_equal(crop, carphone[seq][y0 : y0 + h, x0 : x0 + w])
+        io.send(_frame(200, np.zeros((144, 176, 3), np.uint8)))
+        empty = io.recv()
+        assert isinstance(empty, FaceCrops) and empty.seq == 200
+        assert empty.faces == [] and empty.crops == []
+        io.send(EndOfStream(camera_id=CAM, seq=200, ts_ns=time.time_ns()))
+        eos = io.recv()
+        assert isinstance(eos, EndOfStream) and eos.seq == 200
+    n = len(seqs) + 2
+    assert _value(stage, "facestream_messages_in", camera=CAM) == n
+    assert _value(stage, "facestream_messages_out", camera=CAM) == n
+    assert stage.metrics.total("facestream_drops") == 0
+    assert (
+        stage.metrics.registry.get_sample_value(
+            "facestream_stage_seconds_count", {"stage": "detect", "worker": "0", "camera": CAM}
+        )
+        == len(seqs) + 1
+    )
+
+
+def test_drop_oldest_under_a_burst(tmp_path: Path, carphone: list[np.ndarray]) -> None:
+    cfg = _config(tmp_path)
+    # 704x576 frames (scaled down to 640 inside YuNet) take several ms each; sending takes far less.
+    big = [cv2.resize(f, (704, 576)) for f in carphone[:60]]
+    with running(cfg, tmp_path) as (stage, io):
+        for seq, image in enumerate(big):
+            io.send(_frame(seq, image))
+        io.send(EndOfStream(camera_id=CAM, seq=59, ts_ns=time.time_ns()))
+        outs: list[FaceCrops] = []
+        while True:
+            rec = io.recv()
+            if isinstance(rec, EndOfStream):
+                break
+            assert isinstance(rec, FaceCrops)
+            outs.append(rec)
+    seqs = [o.seq for o in outs]
+    dropped = _value(stage, "facestream_drops", camera=CAM, hop="capture->detect")
+    assert 0 < len(outs) < 60, seqs
+    assert seqs == sorted(set(seqs)), seqs
+    assert seqs[-1] == 59  # the newest frame is never the one dropped
+    assert dropped > 0 and stage.metrics.total("facestream_drops") == dropped
+    assert len(outs) + dropped == 60  # every frame is either detected or counted
+    assert sum(len(o.faces) == 1 for o in outs) >= 0.9 * len(outs)
+
+
+def test_garbage_is_counted_and_the_stage_goes_on(tmp_path: Path, carphone: list[np.ndarray]) -> None:
+    cfg = _config(tmp_path)
+    good = _frame(7, carphone[7])
+    frames = [bytes(f) for f in good.to_frames()]
+    wrong_size = [frames[0], frames[1], frames[2][:-10]]
+    old_version = [frames[0], frames[1].replace(b'"schema_version":1', b'"schema_version":99'), frames[2]]
+    stray = FaceCrops(camera_id=CAM, seq=1, ts_ns=1, frame_size=(2, 2))
+    with running(cfg, tmp_path) as (stage, io):
+        for junk in ([b"\x00garbage"], [b"cam0", b"{not json"], wrong_size, old_version):
+            io.push.send_multipart(junk)
+        io.send(stray)
+        io.send(good)
+        out = io.recv()
+        assert isinstance(out, FaceCrops) and out.seq == 7 and len(out.faces) == 1
+        with pytest.raises(AssertionError):
+            io.recv(timeout_s=0.3)  # nothing else came out
+    bad = {
+        kind: stage.metrics.registry.get_sample_value(
+            "facestream_malformed_total", {"stage": "detect", "worker": "0", "kind": kind}
+        )
+        for kind in ("malformed_frames", "malformed_header", "bad_payload", "bad_version", "unexpected_kind")
+    }
+    assert bad == dict.fromkeys(bad, 1.0)
+    assert stage.metrics.total("facestream_malformed") == 5
+
+
+def test_detector_is_built_before_sockets(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, backend="mtcnn")
+    stage = DetectStage(cfg)
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            stage.run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(30)
+    assert len(errors) == 1 and isinstance(errors[0], FacestreamError)
+    assert "mtcnn_dir" in str(errors[0])
+    assert not hasattr(stage, "pull") and stage.inputs == []
