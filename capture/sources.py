@@ -121,8 +121,8 @@ def _open_url(url: str, timeout_s: float) -> VideoSource:
     if first is None:
         cap.release()
         raise FacestreamError(
-            f"cannot open camera stream {shown}: no video within {timeout_s:g} s "
-            "(check the address, credentials and that the camera is reachable)"
+            f"cannot open camera stream {shown}: unreachable, refused, or no video within {timeout_s:g} s "
+            "(check the address, the credentials and the network)"
         )
     return VideoSource(cap, shown, is_live=True, first=first)
 

@@ -7,11 +7,13 @@ live video never builds a backlog. Files can be paced at their own rate or repla
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import zmq
 
+from bus.config import PipelineConfig
 from bus.errors import FacestreamError
 from bus.records import EndOfStream, Frame
 from bus.stage import Stage
@@ -29,10 +31,17 @@ class CaptureStage(Stage):
     eos_timeout_ms: ClassVar[int] = 2000
     open_timeout_s: ClassVar[float] = 5.0
 
+    def __init__(self, config: PipelineConfig, index: int = 0, ready_file: Path | None = None) -> None:
+        super().__init__(config, index, ready_file)
+        self.sent = 0  # frames read and sent (or dropped) so far
+        self.dropped = {HOP_OVERLAY: 0, HOP_DETECT: 0}
+        self.last_seq = -1
+
     def on_start(self) -> None:
         if not 0 <= self.index < len(self.config.cameras):
             raise FacestreamError(
-                f"capture index {self.index} is out of range: the config has {len(self.config.cameras)} camera(s)"
+                f"capture index {self.index} is out of range: "
+                f"the config has {len(self.config.cameras)} camera(s)"
             )
         self.camera = self.config.cameras[self.index]
         self.source: VideoSource | None = open_source(self.camera.source, self.open_timeout_s)
@@ -42,8 +51,6 @@ class CaptureStage(Stage):
         self.pub.setsockopt(zmq.XPUB_NODROP, 1)  # a full subscriber queue raises Again: we count it
         self.push = self.socket(zmq.PUSH, bind=[endpoint(bus, "work", self.index).bind])
         self.subscribers = 0
-        self.sent = 0
-        self.last_seq = -1
 
     # --- peers -----------------------------------------------------------------------------
     def _read_subscriptions(self) -> None:
@@ -76,7 +83,8 @@ class CaptureStage(Stage):
             if have_sub and have_worker:
                 return
         if not self.stop_event.is_set():
-            missing = [n for n, ok in (("overlay subscriber", have_sub), ("detect worker", have_worker)) if not ok]
+            wanted = (("overlay subscriber", have_sub), ("detect worker", have_worker))
+            missing = [what for what, ok in wanted if not ok]
             self.log.warning(
                 "camera %s: no %s after %.0f s; sending anyway (frames are dropped until one connects)",
                 self.camera.id,
@@ -96,6 +104,7 @@ class CaptureStage(Stage):
                 self.metrics.inc_out(self.camera.id)
             except zmq.Again:
                 self.metrics.drop(self.camera.id, hop)
+                self.dropped[hop] += 1
         self.sent += 1
         self.last_seq = seq
         self.metrics.observe(self.camera.id, time.perf_counter() - started)
@@ -109,7 +118,9 @@ class CaptureStage(Stage):
                 sock.send_multipart(parts)
             except zmq.Again:
                 self.metrics.drop(self.camera.id, hop)
-                self.log.warning("camera %s: end of stream could not be sent on %s (peer full)", self.camera.id, hop)
+                self.log.warning(
+                    "camera %s: end of stream could not be sent on %s (peer full)", self.camera.id, hop
+                )
 
     # --- the loop --------------------------------------------------------------------------
     def loop(self) -> None:
@@ -118,10 +129,7 @@ class CaptureStage(Stage):
         timeout = 200 if reason == "stopped" else self.eos_timeout_ms
         self._read_subscriptions()
         self._send_eos(reason, timeout)
-        drops = {
-            hop: self.metrics.drops.labels(**self.metrics._labels, camera=self.camera.id, hop=hop)._value.get()
-            for hop in (HOP_OVERLAY, HOP_DETECT)
-        }
+        drops = self.dropped
         self.log.info(
             "camera %s: %s after %d frames (last seq %d); dropped %d to overlay, %d to detect",
             self.camera.id,
@@ -194,10 +202,11 @@ class CaptureStage(Stage):
         """Back off and reopen a live camera that stopped; False once every retry failed."""
         cam = self.camera
         assert self.source is not None
+        shown = self.source.name  # passwords in URLs are already masked here
         self.source.close()
         self.source = None
         delay = cam.retry_s
-        self.log.warning("camera %s lost (%s): reopening in %.1f s", cam.id, cam.source, delay)
+        self.log.warning("camera %s lost (%s): reopening in %.2g s", cam.id, shown, delay)
         for attempt in range(1, cam.max_retries + 1):
             if self.stop_event.wait(delay):
                 return False
@@ -206,7 +215,7 @@ class CaptureStage(Stage):
             except FacestreamError as err:
                 delay *= 2
                 self.log.warning(
-                    "camera %s: retry %d/%d failed (%s); next in %.1f s",
+                    "camera %s: retry %d/%d failed (%s); next in %.2g s",
                     cam.id,
                     attempt,
                     cam.max_retries,

@@ -1,0 +1,246 @@
+"""OverlayStage over real ipc sockets: real frames of the carphone clip, MatchResults whose boxes
+come from OpenCV's Haar face detector on those frames, some results missing (stale frames)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import zmq
+
+from bus.config import PipelineConfig, parse_config
+from bus.errors import FacestreamError
+from bus.records import EndOfStream, Face, Frame, MatchResult
+from bus.topology import endpoint
+from overlay.stage import OverlayStage
+from tests.unit.overlay.conftest import StageThread
+
+FPS = 29.97
+
+
+def _config(tmp_path: Path, cameras: list[str], **overlay: Any) -> PipelineConfig:
+    data: dict[str, Any] = {
+        "cameras": [{"id": c, "source": "0", "realtime": False} for c in cameras],
+        "match": {"gallery": str(tmp_path / "g.fsg")},
+        "bus": {"transport": "ipc", "ipc_dir": str(tmp_path / "ipc"), "hwm": 256},
+        "overlay": overlay,
+    }
+    return parse_config(data)
+
+
+@pytest.fixture(scope="module")
+def clip_frames(clip: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(clip))
+    frames: list[np.ndarray] = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            return frames
+        frames.append(f)
+
+
+@pytest.fixture(scope="module")
+def boxes(clip_frames: list[np.ndarray]) -> list[list[tuple[float, float, float, float]]]:
+    """Real face boxes per frame from OpenCV's bundled Haar cascade."""
+    model = Path(cv2.__file__).parent / "data" / "haarcascade_frontalface_default.xml"
+    cascade = cv2.CascadeClassifier(str(model))
+    assert not cascade.empty()
+    out = []
+    for f in clip_frames:
+        found = cascade.detectMultiScale(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), 1.1, 3, minSize=(20, 20))
+        out.append([(float(x), float(y), float(w), float(h)) for x, y, w, h in found])
+    return out
+
+
+class Upstream:
+    """What capture and match look like to the overlay: PUBs (XPUB, to see the subscription)."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self.ctx = zmq.Context()
+        self.frames = [self._pub(endpoint(config.bus, "frames", i).bind) for i in range(len(config.cameras))]
+        self.results = self._pub(endpoint(config.bus, "results").bind)
+
+    def _pub(self, addr: str) -> zmq.Socket[Any]:
+        Path(addr[len("ipc://") :]).parent.mkdir(parents=True, exist_ok=True)
+        sock = self.ctx.socket(zmq.XPUB)
+        sock.setsockopt(zmq.SNDHWM, 1000)
+        sock.bind(addr)
+        return sock
+
+    def wait_subscribed(self, timeout: float = 10.0) -> None:
+        for sock in [*self.frames, self.results]:
+            assert sock.poll(int(timeout * 1000)), "the overlay never subscribed"
+            assert sock.recv()[:1] == b"\x01"
+
+    def frame(self, cam: int, camera_id: str, seq: int, image: np.ndarray, ts: int | None = None) -> None:
+        ts = time.time_ns() if ts is None else ts
+        rec = Frame(camera_id, seq, ts, stamps={"capture": ts}, image=image, fps=FPS)
+        self.frames[cam].send_multipart(rec.to_frames())
+
+    def result(self, camera_id: str, seq: int, faces: list[Face], ts: int | None = None) -> None:
+        ts = time.time_ns() if ts is None else ts
+        rec = MatchResult(camera_id, seq, ts, frame_size=(176, 144), faces=faces, threshold=0.36)
+        self.results.send_multipart(rec.to_frames())
+
+    def close(self) -> None:
+        self.ctx.destroy(linger=0)
+
+
+def _faces(seq: int, boxes: list[tuple[float, float, float, float]]) -> list[Face]:
+    name, sim = ("carphone", 0.81) if seq < 80 else ("Unknown", 0.22)
+    return [Face(box=b, score=0.9, name=name, similarity=sim, track_id=7) for b in boxes]
+
+
+def _mp4_frames(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames: list[np.ndarray] = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            return frames
+        frames.append(f)
+
+
+def _snapshot(port: int) -> np.ndarray:
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/snapshot/cam0.jpg", timeout=5) as resp:
+                image = cv2.imdecode(np.frombuffer(resp.read(), np.uint8), cv2.IMREAD_COLOR)
+                assert image is not None
+                return image
+        except urllib.error.HTTPError as err:
+            assert err.code == 503 and time.monotonic() < deadline
+            time.sleep(0.05)
+
+
+def test_joins_draws_writes_and_exits_by_itself(
+    tmp_path: Path, clip_frames: list[np.ndarray], boxes: list[list[tuple[float, float, float, float]]]
+) -> None:
+    out, log = tmp_path / "out.mp4", tmp_path / "logs" / "results.jsonl"
+    config = _config(tmp_path, ["cam0"], output=str(out), results_log=str(log), mjpeg_port=0, hold_s=1.0)
+    stage = OverlayStage(config)
+    upstream = Upstream(config)
+    runner = StageThread(stage).start()
+    missing = {seq for seq in range(120) if seq % 5 == 4}  # "dropped downstream": no result
+    try:
+        upstream.wait_subscribed()
+        assert stage.mjpeg is not None
+        for seq, image in enumerate(clip_frames):
+            ts = time.time_ns()  # capture time, carried by the frame and its result
+            early = seq % 7 == 0  # a result may overtake its frame
+            if early and seq not in missing:
+                upstream.result("cam0", seq, _faces(seq, boxes[seq]), ts)
+            upstream.frame(0, "cam0", seq, image, ts)
+            if not early and seq not in missing:
+                upstream.result("cam0", seq, _faces(seq, boxes[seq]), ts)
+            if seq == 30:
+                html = urllib.request.urlopen(stage.mjpeg.url, timeout=5).read().decode()
+                assert '<img src="/stream/cam0"' in html
+                assert _snapshot(stage.mjpeg.port).shape == (144, 176, 3)
+            time.sleep(0.002)
+        upstream.frames[0].send_multipart(EndOfStream("cam0", 119, time.time_ns()).to_frames())
+        runner.join(20)  # no request_stop: the stage ends on its own after the EndOfStream
+    finally:
+        upstream.close()
+
+    written = _mp4_frames(out)
+    assert len(written) == 120
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["seq"] for e in lines] == list(range(120))
+    assert {e["seq"] for e in lines if e["stale"]} == missing
+    for e in lines:
+        assert e["camera_id"] == "cam0" and isinstance(e["ts_ns"], int)
+        assert (e["latency_ms"] is None) == e["stale"]
+        if not e["stale"]:
+            assert 0 <= e["latency_ms"] < 5000
+            assert len(e["faces"]) == len(boxes[e["seq"]])
+    named = [f["name"] for e in lines for f in e["faces"]]
+    assert "carphone" in named and "Unknown" in named
+    assert all(set(f) == {"box", "name", "similarity", "track_id"} for e in lines for f in e["faces"])
+
+    # A drawn frame differs from the clip inside its face box, much less elsewhere.
+    seq = next(s for s in range(120) if s not in missing and boxes[s])
+    x, y, w, h = (int(v) for v in boxes[seq][0])
+    diff = np.abs(written[seq].astype(int) - clip_frames[seq].astype(int)).sum(axis=2)
+    edge = np.concatenate([diff[y, x : x + w], diff[y + h, x : x + w], diff[y : y + h, x + w]])
+    assert edge.mean() > 3 * diff[y + h + 10 :, : max(x - 10, 1)].mean()
+
+    summary = json.loads((tmp_path / "logs" / "results.summary.json").read_text())
+    fresh = [s for s in range(120) if s not in missing]
+    assert summary["frames"] == 120
+    assert summary["frames_with_result"] == len(fresh) == 96
+    assert summary["faces"] == sum(len(boxes[s]) for s in fresh)
+    assert summary["unknown_faces"] == sum(len(boxes[s]) for s in fresh if s >= 80)
+    assert summary["identities"] == ["carphone"]
+    assert summary["wall_s"] > 0 and summary["fps"] > 0
+    cam = summary["per_camera"]["cam0"]
+    assert cam["frames"] == 120 and cam["stale_frames"] == 24 and cam["end_reason"] == "end of file"
+    assert cam["output"] == str(out)
+    assert stage.metrics.total("facestream_messages_out") == 120
+
+
+def test_two_cameras_end_on_results_and_idle_exit(tmp_path: Path, clip_frames: list[np.ndarray]) -> None:
+    out = tmp_path / "out.mp4"
+    config = _config(tmp_path, ["cam0", "cam1"], output=str(out), hold_s=0.2, idle_exit_s=0.5)
+    stage = OverlayStage(config)
+    upstream = Upstream(config)
+    runner = StageThread(stage).start()
+    try:
+        upstream.wait_subscribed()
+        for seq in range(10):
+            for i, cam in enumerate(["cam0", "cam1"]):
+                upstream.frame(i, cam, seq, clip_frames[seq + 50 * i])
+                upstream.result(cam, seq, [])
+        # Match says each camera ended at seq 12, but frames 10-12 never reach the overlay.
+        for cam in ["cam0", "cam1"]:
+            eos = EndOfStream(cam, 12, time.time_ns(), reason="end of file")
+            upstream.results.send_multipart(eos.to_frames())
+        ended = time.monotonic()
+        runner.join(10)
+        waited = time.monotonic() - ended
+    finally:
+        upstream.close()
+    assert waited >= 0.5  # it waited idle_exit_s for the missing frames, then gave up
+    for cam in ["cam0", "cam1"]:
+        assert len(_mp4_frames(tmp_path / f"out-{cam}.mp4")) == 10
+    summary = json.loads((tmp_path / "out.summary.json").read_text())
+    assert summary["frames"] == 20 and summary["frames_with_result"] == 20
+    assert set(summary["per_camera"]) == {"cam0", "cam1"}
+    assert summary["per_camera"]["cam1"]["frames"] == 10
+
+
+def test_stopped_midway_still_leaves_a_playable_video(tmp_path: Path, clip_frames: list[np.ndarray]) -> None:
+    out, log = tmp_path / "out.mp4", tmp_path / "r.jsonl"
+    config = _config(tmp_path, ["cam0"], output=str(out), results_log=str(log))
+    stage = OverlayStage(config)
+    upstream = Upstream(config)
+    runner = StageThread(stage).start()
+    try:
+        upstream.wait_subscribed()
+        for seq in range(20):
+            upstream.frame(0, "cam0", seq, clip_frames[seq])
+            upstream.result("cam0", seq, [])
+        deadline = time.monotonic() + 10
+        while (not log.exists() or len(log.read_text().splitlines()) < 20) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stage.request_stop()
+        runner.join(10)
+    finally:
+        upstream.close()
+    assert len(_mp4_frames(out)) == 20
+    assert json.loads((tmp_path / "r.summary.json").read_text())["frames"] == 20
+
+
+def test_unwritable_output_fails_at_start(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    config = _config(tmp_path, ["cam0"], output=str(tmp_path / "file" / "out.mp4"))
+    with pytest.raises(FacestreamError, match="is not a folder"):
+        OverlayStage(config).run()
