@@ -15,7 +15,7 @@ from bus.logs import setup_logging
 log = logging.getLogger("facestream.cli")
 
 
-def _analyzer(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _analyzer(args: argparse.Namespace):
     from deploy.faces import FaceAnalyzer
 
     return FaceAnalyzer(DetectConfig(backend=args.detector), model=args.model)
@@ -39,8 +39,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from deploy.supervisor import Supervisor, default_run_dir
     from deploy.preflight import preflight
+    from deploy.supervisor import Supervisor, default_run_dir
 
     config = load_config(args.config)
     preflight(config)

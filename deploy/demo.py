@@ -52,11 +52,12 @@ class DemoResult:
 def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     w, h = size
     scale = min(w / image.shape[1], h / image.shape[0])
-    resized = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
-                         interpolation=cv2.INTER_AREA)
+    resized = cv2.resize(
+        image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA
+    )
     canvas = np.full((h, w, 3), 32, np.uint8)
     y0, x0 = (h - resized.shape[0]) // 2, (w - resized.shape[1]) // 2
-    canvas[y0:y0 + resized.shape[0], x0:x0 + resized.shape[1]] = resized
+    canvas[y0 : y0 + resized.shape[0], x0 : x0 + resized.shape[1]] = resized
     return canvas
 
 
@@ -70,8 +71,14 @@ def write_slideshow(path: Path) -> list[dict[str, object]]:
         frame = letterbox(read_image(photo(name)), SLIDE_SIZE)
         for _ in range(SLIDE_FRAMES):
             writer.write(frame)
-        truth.append({"photo": name, "expected": expected,
-                      "first_seq": i * SLIDE_FRAMES, "last_seq": (i + 1) * SLIDE_FRAMES - 1})
+        truth.append(
+            {
+                "photo": name,
+                "expected": expected,
+                "first_seq": i * SLIDE_FRAMES,
+                "last_seq": (i + 1) * SLIDE_FRAMES - 1,
+            }
+        )
     writer.release()
     return truth
 
@@ -93,24 +100,33 @@ def first_frame_face(analyzer: FaceAnalyzer, video: Path, tries: int = 10) -> np
     raise FacestreamError(f"no face in the first {tries} frames of {video}")
 
 
-def build_config(out: Path, ipc_dir: Path, gallery: Path, clip: Path, detector: str,
-                 workers: int, mjpeg_port: int | None) -> PipelineConfig:
-    return parse_config({
-        "cameras": [
-            {"id": "carphone", "source": str(carphone_video())},
-            {"id": "photos", "source": str(clip)},
-        ],
-        "bus": {"transport": "ipc", "ipc_dir": str(ipc_dir)},
-        "detect": {"backend": detector, "workers": workers},
-        "embed": {"workers": workers},
-        "match": {"gallery": str(gallery)},
-        "overlay": {"output": str(out / "overlay.mp4"), "results_log": str(out / "results.jsonl"),
-                    "mjpeg_port": mjpeg_port},
-        "supervisor": {"log_dir": str(out / "logs"), "max_restarts": 0},
-    }, "demo config")
+def build_config(
+    out: Path, ipc_dir: Path, gallery: Path, clip: Path, detector: str, workers: int, mjpeg_port: int | None
+) -> PipelineConfig:
+    return parse_config(
+        {
+            "cameras": [
+                {"id": "carphone", "source": str(carphone_video())},
+                {"id": "photos", "source": str(clip)},
+            ],
+            "bus": {"transport": "ipc", "ipc_dir": str(ipc_dir)},
+            "detect": {"backend": detector, "workers": workers},
+            "embed": {"workers": workers},
+            "match": {"gallery": str(gallery)},
+            "overlay": {
+                "output": str(out / "overlay.mp4"),
+                "results_log": str(out / "results.jsonl"),
+                "mjpeg_port": mjpeg_port,
+            },
+            "supervisor": {"log_dir": str(out / "logs"), "max_restarts": 0},
+        },
+        "demo config",
+    )
 
 
-def run_demo(out: Path, detector: str = "yunet", workers: int = 1, mjpeg_port: int | None = None) -> DemoResult:
+def run_demo(
+    out: Path, detector: str = "yunet", workers: int = 1, mjpeg_port: int | None = None
+) -> DemoResult:
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("results.jsonl", "results.summary.json", "gallery.fsg"):

@@ -56,7 +56,9 @@ class EnrollReport:
 
 def open_or_create(path: Path, analyzer: FaceAnalyzer) -> Gallery:
     if Path(path).exists():
-        return Gallery.load(path, expect_model_id=analyzer.model_id, expect_dim=analyzer.model.card.embedding_dim)
+        return Gallery.load(
+            path, expect_model_id=analyzer.model_id, expect_dim=analyzer.model.card.embedding_dim
+        )
     return Gallery.create(analyzer.model_id, analyzer.model.card.embedding_dim, analyzer.threshold)
 
 

@@ -36,5 +36,6 @@ def preflight(config: PipelineConfig) -> None:
     for camera in config.cameras:
         check_source(camera.source)
     model = EmbeddingModel.load(config.embed.model, cache_dir=config.embed.cache_dir)
-    Gallery.load(config.match.gallery, expect_model_id=model.card.model_id,
-                 expect_dim=model.card.embedding_dim)
+    Gallery.load(
+        config.match.gallery, expect_model_id=model.card.model_id, expect_dim=model.card.embedding_dim
+    )

@@ -92,12 +92,13 @@ class Supervisor:
                 elif stage.proc is not None and stage.proc.poll() is not None:
                     code = stage.proc.returncode
                     raise FacestreamError(
-                        f"stage {stage.label} failed to start ({describe_exit(code)})"
-                        + self._log_hint(stage)
+                        f"stage {stage.label} failed to start ({describe_exit(code)})" + self._log_hint(stage)
                     )
             if time.monotonic() > deadline:
                 names = ", ".join(s.label for s in pending)
-                raise FacestreamError(f"stages not ready after {self.config.supervisor.ready_timeout_s:g} s: {names}")
+                raise FacestreamError(
+                    f"stages not ready after {self.config.supervisor.ready_timeout_s:g} s: {names}"
+                )
             time.sleep(0.05)
 
     def _log_hint(self, stage: StageProcess) -> str:

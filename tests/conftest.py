@@ -45,9 +45,15 @@ def free_base_port(span: int = 302) -> int:
     raise RuntimeError("no free port block")
 
 
-def facestream(args: Sequence[str], timeout: float = 300, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def facestream(
+    args: Sequence[str], timeout: float = 300, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
     """Run the real CLI in a child process, as a user would."""
     return subprocess.run(
         [sys.executable, "-m", "deploy.cli", *args],
-        capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs,  # type: ignore[call-overload]
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        **kwargs,  # type: ignore[call-overload]
     )

@@ -11,7 +11,7 @@ import cv2
 from tests.conftest import facestream
 
 
-def _lines(path: Path) -> list[dict]:  # type: ignore[type-arg]
+def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -31,7 +31,10 @@ def test_demo_names_known_people_and_calls_strangers_unknown(tmp_path: Path) -> 
     photos = [r for r in results if r["camera_id"] == "photos" and r["faces"] and not r["stale"]]
     for slide in truth:
         names = Counter(
-            f["name"] for r in photos if slide["first_seq"] <= r["seq"] <= slide["last_seq"] for f in r["faces"]
+            f["name"]
+            for r in photos
+            if slide["first_seq"] <= r["seq"] <= slide["last_seq"]
+            for f in r["faces"]
         )
         assert names, f"no face seen on {slide['photo']}"
         top, count = names.most_common(1)[0]

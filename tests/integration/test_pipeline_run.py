@@ -39,8 +39,8 @@ def _write_config(tmp_path: Path, gallery: Path, base: int, **camera: object) ->
     return path
 
 
-def _plain_subscriber(base: int) -> zmq.Socket:  # type: ignore[type-arg]
-    sub = zmq.Context.instance().socket(zmq.SUB)
+def _plain_subscriber(base: int) -> zmq.Socket[bytes]:
+    sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
     sub.connect(f"tcp://127.0.0.1:{base + 301}")
     sub.setsockopt(zmq.SUBSCRIBE, b"cam0")
     return sub
@@ -56,14 +56,21 @@ def test_run_labels_enrolled_driver_for_a_plain_zmq_client(tmp_path: Path, photo
     cv2.imwrite(str(frame0), image)
     enrolled = facestream(["enroll", str(gallery), str(frame0), "--name", "driver", "-q"])
     assert enrolled.returncode == 0, enrolled.stderr
-    distractors = facestream(["enroll", str(gallery), str(photos / "macron_1.jpg"), str(photos / "obama_1.jpg"), "-q"])
+    distractors = facestream(
+        ["enroll", str(gallery), str(photos / "macron_1.jpg"), str(photos / "obama_1.jpg"), "-q"]
+    )
     assert distractors.returncode == 0, distractors.stderr
 
     base = free_base_port()
     config = _write_config(tmp_path, gallery, base)
     sub = _plain_subscriber(base)
-    proc = subprocess.Popen([sys.executable, "-m", "deploy.cli", "run", str(config)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deploy.cli", "run", str(config)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     names: list[str] = []
     try:
         poller = zmq.Poller()
@@ -71,12 +78,12 @@ def test_run_labels_enrolled_driver_for_a_plain_zmq_client(tmp_path: Path, photo
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and proc.poll() is None:
             if dict(poller.poll(200)).get(sub):
-                topic, header, *parts = sub.recv_multipart()
+                topic, header, *_parts = sub.recv_multipart()
                 msg = json.loads(header)
                 assert msg["schema_version"] == 1 and topic == b"cam0"
                 if msg["kind"] == "result":
                     names += [f["name"] for f in msg["faces"]]
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -97,8 +104,13 @@ def test_sigterm_stops_every_stage_process(tmp_path: Path, photos: Path) -> None
     assert facestream(["enroll", str(gallery), str(photos / "macron_1.jpg"), "-q"]).returncode == 0
     base = free_base_port()
     config = _write_config(tmp_path, gallery, base, loop=True)
-    proc = subprocess.Popen([sys.executable, "-m", "deploy.cli", "run", str(config)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deploy.cli", "run", str(config)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         children: list[int] = []
@@ -113,4 +125,6 @@ def test_sigterm_stops_every_stage_process(tmp_path: Path, photos: Path) -> None
         if proc.poll() is None:
             proc.kill()
     for pid in children:
-        assert not os.path.exists(f"/proc/{pid}") or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        assert (
+            not os.path.exists(f"/proc/{pid}") or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        )

@@ -16,7 +16,10 @@ def test_defaults_and_tcp_endpoints() -> None:
     assert config.bus.transport == "tcp"
     assert endpoint(config.bus, "frames", 1).connect == "tcp://127.0.0.1:5551"
     assert endpoint(config.bus, "results").bind == "tcp://127.0.0.1:5851"
-    assert [e.connect for e in all_endpoints(config, "work")] == ["tcp://127.0.0.1:5650", "tcp://127.0.0.1:5651"]
+    assert [e.connect for e in all_endpoints(config, "work")] == [
+        "tcp://127.0.0.1:5650",
+        "tcp://127.0.0.1:5651",
+    ]
 
 
 def test_per_stage_hosts_and_bind_any() -> None:
