@@ -34,7 +34,9 @@ class BusConfig(StrictModel):
     transport: Literal["ipc", "tcp"] = "tcp"
     ipc_dir: Path | None = None  # required for ipc
     host: str = "127.0.0.1"  # address every stage binds on and connects to by default
-    hosts: dict[Literal["capture", "embed", "match"], str] = Field(default_factory=dict)
+    # Where each binding stage lives: one address for all its processes, or one per process
+    # (capture: per camera, embed: per worker) so that they can run on different hosts.
+    hosts: dict[Literal["capture", "embed", "match"], str | list[str]] = Field(default_factory=dict)
     bind_any: bool = False  # bind 0.0.0.0 instead of the host address (containers)
     base_port: int = Field(default=5550, ge=1024, le=65000)
     hwm: int = Field(default=8, ge=1, le=10_000)  # high-water mark on every data socket
@@ -46,6 +48,15 @@ class BusConfig(StrictModel):
         if self.transport == "ipc" and self.ipc_dir is None:
             raise ValueError("bus.ipc_dir is required when bus.transport is 'ipc'")
         return self
+
+    def host_of(self, stage: str, index: int = 0) -> str:
+        """The address of process `index` of a binding stage (capture, embed, match)."""
+        where = self.hosts.get(stage, self.host)  # type: ignore[call-overload]
+        if isinstance(where, str):
+            return where
+        if not 0 <= index < len(where):
+            raise FacestreamError(f"bus.hosts.{stage} lists {len(where)} address(es), none for index {index}")
+        return str(where[index])
 
 
 class CameraConfig(StrictModel):
@@ -67,6 +78,13 @@ class DetectConfig(StrictModel):
     max_side: int = Field(default=640, ge=64)  # frames are scaled down to this for detection
     crop_margin: float = Field(default=0.3, ge=0.0, le=2.0)
     mtcnn_dir: Path | None = None  # folder of the exported P/R/O-Net ONNX files
+    # Face tracking (docs/performance.md): a track is embedded when it appears, then again only
+    # when a clearly better face of it shows up or after reembed_interval_s; match keeps its name.
+    track: bool = False
+    track_iou: float = Field(default=0.3, gt=0.0, le=1.0)  # least box overlap that continues a track
+    track_max_age_s: float = Field(default=1.0, gt=0.0)  # a track unseen for this long ends
+    reembed_interval_s: float = Field(default=2.0, gt=0.0)
+    reembed_gain: float = Field(default=0.25, ge=0.0)  # quality gain over the last embedded face
 
 
 class EmbedConfig(StrictModel):
@@ -81,6 +99,8 @@ class EmbedConfig(StrictModel):
 class MatchConfig(StrictModel):
     gallery: Path
     threshold: float | None = Field(default=None, ge=-1.0, le=1.0)  # None: the model's own
+    vote_window: int = Field(default=5, ge=1, le=100)  # a track's name: vote over its last N matches
+    threads: int = Field(default=1, ge=0, le=256)  # FAISS search threads (0 = all cores)
 
 
 class OverlayConfig(StrictModel):
@@ -126,6 +146,17 @@ class PipelineConfig(StrictModel):
         if dupes:
             raise ValueError(f"camera ids must be unique, repeated: {', '.join(dupes)}")
         return cameras
+
+    @model_validator(mode="after")
+    def _one_host_per_process(self) -> PipelineConfig:
+        counts = {"capture": len(self.cameras), "embed": self.embed.workers, "match": 1}
+        for stage, where in self.bus.hosts.items():
+            if isinstance(where, list) and len(where) != counts[stage]:
+                raise ValueError(
+                    f"bus.hosts.{stage} lists {len(where)} address(es) for {counts[stage]} "
+                    f"{stage} process(es): give one address, or one per process"
+                )
+        return self
 
 
 def _describe(exc: ValidationError) -> str:

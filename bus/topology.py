@@ -35,7 +35,7 @@ def endpoint(bus: BusConfig, hop: str, index: int = 0) -> Endpoint:
         addr = f"ipc://{bus.ipc_dir / f'{hop}-{index}'}"
         return Endpoint(addr, addr)
     port = bus.base_port + _OFFSETS[hop] + (index if hop in ("frames", "work", "embed_in") else 0)
-    host = bus.hosts.get(_OWNER[hop], bus.host)  # type: ignore[call-overload]
+    host = bus.host_of(_OWNER[hop], index)
     bind_host = "0.0.0.0" if bus.bind_any else host
     return Endpoint(f"tcp://{bind_host}:{port}", f"tcp://{host}:{port}")
 
