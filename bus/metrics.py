@@ -57,6 +57,12 @@ class StageMetrics:
             ["stage", "worker"],
             registry=reg,
         )
+        self.camera_depth = Gauge(
+            "facestream_camera_queue_depth",
+            "Messages of one camera waiting when this stage last read its input",
+            ["stage", "worker", "camera"],
+            registry=reg,
+        )
         self.up = Gauge("facestream_up", "1 while the stage loop runs", ["stage", "worker"], registry=reg)
 
     def inc_in(self, camera: str, n: int = 1) -> None:
@@ -78,6 +84,9 @@ class StageMetrics:
 
     def set_depth(self, depth: int) -> None:
         self.queue_depth.labels(**self._labels).set(depth)
+
+    def set_camera_depth(self, camera: str, depth: int) -> None:
+        self.camera_depth.labels(**self._labels, camera=camera).set(depth)
 
     def set_up(self, value: bool) -> None:
         self.up.labels(**self._labels).set(1 if value else 0)

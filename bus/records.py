@@ -15,6 +15,7 @@ from bus.errors import WireError
 from bus.wire import Message, encode
 
 Stamps = dict[str, int]
+_INT64 = 1 << 63  # seq, ts_ns and stamps are int64 for clients in any language
 
 
 def _check_image(image: np.ndarray, what: str) -> None:
@@ -118,6 +119,8 @@ class _Record:
             raise WireError("bad_field", "camera_id must be a non-empty string")
         if self.seq < 0:
             raise WireError("bad_field", f"seq must be >= 0, got {self.seq}")
+        if self.seq >= _INT64 or not -_INT64 <= self.ts_ns < _INT64:
+            raise WireError("bad_field", "seq and ts_ns must fit in a signed 64-bit integer")
 
     def _header(self, **extra: Any) -> dict[str, Any]:
         return {
@@ -132,7 +135,9 @@ class _Record:
 
 def _base_fields(msg: Message) -> dict[str, Any]:
     stamps = msg.header.get("stamps", {})
-    if not isinstance(stamps, dict) or not all(isinstance(v, int) for v in stamps.values()):
+    if not isinstance(stamps, dict) or not all(
+        isinstance(v, int) and -_INT64 <= v < _INT64 for v in stamps.values()
+    ):
         raise WireError("bad_field", "stamps must map stage names to integers")
     return {
         "camera_id": msg.header["camera_id"],
@@ -281,13 +286,18 @@ class MatchResult(_Record):
     faces: list[Face] = field(default_factory=list)
     model_id: str = ""
     threshold: float = 0.0
+    # Results the match process has published for this camera, this one included (1, 2, ...):
+    # a subscriber that sees a gap knows how many results the PUB hop dropped. None: not counted.
+    published: int | None = None
 
     def to_frames(self) -> list[bytes | memoryview]:
+        extra = {} if self.published is None else {"published": int(self.published)}
         header = self._header(
             frame_size=list(self.frame_size),
             faces=[f.to_json() for f in self.faces],
             model_id=self.model_id,
             threshold=self.threshold,
+            **extra,
         )
         return encode(self.camera_id, header)
 
@@ -302,6 +312,7 @@ class MatchResult(_Record):
             faces=_faces(msg),
             model_id=str(msg.header.get("model_id", "")),
             threshold=float(threshold),
+            published=_opt_int(msg.header.get("published")),
         )
 
 
@@ -314,5 +325,10 @@ def record_from_message(msg: Message) -> Record:
     cls = _KINDS.get(msg.kind)
     if cls is None:
         raise WireError("unknown_kind", f"message kind {msg.kind!r} is unknown")
-    record: Record = cls.from_message(msg)
+    try:
+        record: Record = cls.from_message(msg)
+    except WireError:
+        raise
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:  # e.g. a 400-digit "score"
+        raise WireError("bad_field", f"a {msg.kind!r} field is out of range: {exc}") from exc
     return record

@@ -3,6 +3,10 @@
 Frames that wait while a frame is being detected are stale: only the newest of each camera is
 detected, the others are counted as drops (hop "capture->detect"). Output never blocks: when
 every embed worker is full the result is dropped and counted (hop "detect->embed").
+
+With detect.track, faces are tracked per camera (detect.tracker) and only a track's new or
+clearly better faces (or one per reembed_interval_s) get a crop; the others travel with their
+track_id and crop_index None, and match gives them the track's name.
 """
 
 from __future__ import annotations
@@ -11,15 +15,18 @@ import time
 from typing import Any
 
 import cv2
+import numpy as np
 import zmq
 
 from bus.errors import FacestreamError, WireError
-from bus.records import EndOfStream, FaceCrops, Frame, Record
+from bus.records import EndOfStream, Face, FaceCrops, Frame, Record
 from bus.stage import Stage, since_capture_s
 from bus.topology import all_endpoints
 from detect.base import Detector, big_enough
 from detect.crops import crop_face
 from detect.factory import make_detector
+from detect.quality import face_quality
+from detect.tracker import Observation, Tracker, thumbnail
 
 EOS_WAIT_MS = 1000  # an end-of-stream may wait this long for room downstream; frames never wait
 
@@ -34,20 +41,25 @@ class DetectStage(Stage):
         self.pull = self.socket(zmq.PULL, connect=works)
         self.push = self.socket(zmq.PUSH, connect=outs)
         self.inputs.append(self.pull)
+        self.trackers: dict[str, Tracker] = {}
         self.log.info(
             "detector %s, %d camera(s) -> %d embed worker(s)", self.detector.name, len(works), len(outs)
         )
 
     def process_batch(self, records: list[Record], source: zmq.Socket[Any]) -> None:
         newest: dict[str, int] = {}
+        waiting: dict[str, int] = {}
         for i, record in enumerate(records):
             if isinstance(record, Frame):
                 self.metrics.inc_in(record.camera_id)
                 if record.camera_id in newest:
                     self.metrics.drop(record.camera_id, "capture->detect")
                 newest[record.camera_id] = i
+                waiting[record.camera_id] = waiting.get(record.camera_id, 0) + 1
             elif isinstance(record, EndOfStream):
                 self.metrics.inc_in(record.camera_id)
+        for camera, count in waiting.items():
+            self.metrics.set_camera_depth(camera, count)
         for i, record in enumerate(records):
             if isinstance(record, Frame):
                 if newest[record.camera_id] == i:
@@ -77,10 +89,15 @@ class DetectStage(Stage):
     def find_faces(self, frame: Frame) -> FaceCrops:
         cfg = self.config.detect
         faces = [f for f in self.detector.detect(frame.image) if big_enough(f, cfg.min_face)]
-        crops = []
-        for i, face in enumerate(faces):
+        for face in faces:
+            face.quality = face_quality(frame.image, face)
+        wanted = self.track(frame, faces) if cfg.track else [True] * len(faces)
+        crops: list[np.ndarray] = []
+        for face, embed in zip(faces, wanted, strict=True):
+            if not embed:
+                continue
             crop, origin = crop_face(frame.image, face, cfg.crop_margin)
-            face.crop_index = i
+            face.crop_index = len(crops)
             face.crop_origin = origin
             crops.append(crop)
         height, width = frame.image.shape[:2]
@@ -94,8 +111,28 @@ class DetectStage(Stage):
             crops=crops,
         )
 
+    def track(self, frame: Frame, faces: list[Face]) -> list[bool]:
+        """Set each face's track_id; True for the faces that need a (new) embedding."""
+        tracker = self.trackers.get(frame.camera_id)
+        if tracker is None:
+            cfg = self.config.detect
+            tracker = Tracker(
+                iou_min=cfg.track_iou,
+                max_age_s=cfg.track_max_age_s,
+                reembed_interval_s=cfg.reembed_interval_s,
+                reembed_gain=cfg.reembed_gain,
+                worker=self.index,
+            )
+            self.trackers[frame.camera_id] = tracker
+        seen = [Observation(f, f.quality or 0.0, thumbnail(frame.image, f)) for f in faces]
+        decisions = tracker.update(seen, frame.ts_ns / 1e9)
+        for face, decision in zip(faces, decisions, strict=True):
+            face.track_id = decision.track_id
+        return [d.embed for d in decisions]
+
     def forward_eos(self, eos: EndOfStream) -> None:
         """Downstream needs the end to finish cleanly, so it may wait briefly, unlike frames."""
+        self.trackers.pop(eos.camera_id, None)  # a camera that comes back starts new tracks
         if self.push.poll(EOS_WAIT_MS, zmq.POLLOUT):
             self.push.send_multipart(eos.to_frames(), flags=zmq.NOBLOCK, copy=False)
             self.metrics.inc_out(eos.camera_id)

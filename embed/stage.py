@@ -1,7 +1,10 @@
 """The embed worker: FaceCrops in (from any detect worker), Embeddings out to match.
 
 Everything waiting on the input (several cameras) is aligned and embedded in one model call:
-batching is what keeps a CPU embedder ahead of many feeds.
+batching is what keeps a CPU embedder ahead of many feeds. When it falls behind (more crops wait
+than one batch holds, or more than two frames of one camera), only the newest frame of each
+camera is embedded (drop-oldest, hop "detect->embed", see embed.conflate): a slow embedder never
+works through a stale backlog.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from bus.records import Embeddings, EndOfStream, FaceCrops, Record
 from bus.sockets import drain
 from bus.stage import Stage, since_capture_s
 from bus.topology import endpoint
+from embed.conflate import Work, conflate, crop_count, keep_all, overloaded
 from embed.model import EmbeddingModel
 
 HOP = "embed->match"
+HOP_IN = "detect->embed"
 
 
 class EmbedStage(Stage):
@@ -43,7 +48,7 @@ class EmbedStage(Stage):
         if wait_s <= 0:
             return records
         deadline = time.monotonic() + wait_s
-        while _crop_count(records) < self.config.embed.batch_size:
+        while crop_count([r for r in records if isinstance(r, FaceCrops)]) < self.config.embed.batch_size:
             left_ms = (deadline - time.monotonic()) * 1000.0
             if left_ms <= 0 or not source.poll(max(1, int(left_ms)), zmq.POLLIN):
                 break
@@ -53,10 +58,21 @@ class EmbedStage(Stage):
 
     def process_batch(self, records: list[Record], source: zmq.Socket[Any]) -> None:
         records = self._gather(list(records), source)
-        crops = [r for r in records if isinstance(r, FaceCrops)]
+        waiting: dict[str, int] = {}
         for rec in records:
             self.metrics.inc_in(rec.camera_id)
-        vectors, seconds = self._embed_all(crops)
+            if isinstance(rec, FaceCrops):
+                waiting[rec.camera_id] = waiting.get(rec.camera_id, 0) + 1
+        for camera, count in waiting.items():
+            self.metrics.set_camera_depth(camera, count)
+        frames = [r for r in records if isinstance(r, FaceCrops)]
+        if overloaded(frames, self.config.embed.batch_size):
+            work, dropped = conflate(frames)
+        else:
+            work, dropped = keep_all(frames), []
+        for rec in dropped:
+            self.metrics.drop(rec.camera_id, HOP_IN)
+        vectors, seconds = self._embed_all(work)
         for rec in records:
             if isinstance(rec, FaceCrops) and id(rec) in vectors:
                 out = Embeddings(
@@ -75,17 +91,16 @@ class EmbedStage(Stage):
                 self.log.warning("end of stream of %s dropped: match is not keeping up", rec.camera_id)
             # other kinds do not belong on this hop; they were counted in and are ignored
 
-    def _embed_all(self, crops: list[FaceCrops]) -> tuple[dict[int, np.ndarray], dict[int, float]]:
+    def _embed_all(self, work: list[Work]) -> tuple[dict[int, np.ndarray], dict[int, float]]:
         """One model call for every crop of every frame; rows split back per frame by crop_index."""
         start = time.perf_counter()
         aligned: list[np.ndarray] = []
         owners: list[tuple[FaceCrops, int]] = []  # (frame, first row in `aligned`)
-        for rec in crops:
-            by_index = {f.crop_index: f for f in rec.faces if f.crop_index is not None}
+        for item in work:
+            rec = item.record
             try:
                 mine = [
-                    self.model.align(crop, by_index[i], origin=by_index[i].crop_origin)
-                    for i, crop in enumerate(rec.crops)
+                    self.model.align(job.crop, job.source, origin=job.source.crop_origin) for job in item.jobs
                 ]
             except FacestreamError as exc:  # e.g. an empty box and no landmarks: drop this frame only
                 self.reject(WireError("bad_face", f"{rec.camera_id} frame {rec.seq}: {exc}"))
@@ -98,7 +113,7 @@ class EmbedStage(Stage):
         vectors: dict[int, np.ndarray] = {}
         seconds: dict[int, float] = {}
         for rec, first in owners:
-            n = len(rec.crops)
+            n = sum(1 for f in rec.faces if f.crop_index is not None)
             vectors[id(rec)] = np.ascontiguousarray(rows[first : first + n])
             seconds[id(rec)] = elapsed * n / total
         return vectors, seconds
@@ -111,7 +126,3 @@ class EmbedStage(Stage):
             return False
         self.metrics.inc_out(camera)
         return True
-
-
-def _crop_count(records: list[Record]) -> int:
-    return sum(len(r.crops) for r in records if isinstance(r, FaceCrops))

@@ -3,20 +3,29 @@
 Embeddings arrive on one PULL socket from any number of embed workers; results go out on one
 PUB socket to overlay and any event consumer. The gallery file is watched and hot-reloaded, so
 enrolling a new person needs no restart.
+
+Everything waiting is searched in one FAISS call (a backlog costs one search, not one per frame),
+and tracked faces get their track's smoothed name (match.identity), so names do not flicker.
+Each result carries `published`, its number among this camera's results, so a subscriber can
+count what the PUB hop dropped.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, ClassVar
 
+import faiss
+import numpy as np
 import zmq
 
 from bus.errors import FacestreamError, WireError
 from bus.records import Embeddings, EndOfStream, MatchResult, Record
 from bus.stage import Stage, since_capture_s
 from bus.topology import endpoint
-from match.gallery import Gallery, file_signature
+from match.gallery import Gallery, Identity, file_signature
+from match.identity import TrackNames
 
 RELOAD_CHECK_S = 1.0
 
@@ -28,6 +37,10 @@ class MatchStage(Stage):
     _pub: zmq.Socket[Any]
 
     def on_start(self) -> None:
+        # One search thread by default: a match process shares the host with the other stages,
+        # and spinning OpenMP threads cost more than they give for a query or two per frame.
+        threads = self.config.match.threads
+        faiss.omp_set_num_threads(threads if threads > 0 else os.cpu_count() or 1)
         path = self.config.match.gallery
         self._signature = file_signature(path)
         self.gallery = Gallery.load(path)  # a missing or foreign file ends the process here
@@ -39,6 +52,12 @@ class MatchStage(Stage):
             len(self.gallery),
             self.gallery.model_id,
         )
+        self.names = TrackNames(
+            window=self.config.match.vote_window,
+            max_age_s=self.config.detect.track_max_age_s,
+            link_iou=self.config.detect.track_iou,
+        )
+        self._published: dict[str, int] = {}
         pull = self.socket(zmq.PULL, bind=[endpoint(self.config.bus, "match_in").bind])
         self._pub = self.socket(zmq.PUB, bind=[endpoint(self.config.bus, "results").bind])
         self.inputs.append(pull)
@@ -48,14 +67,32 @@ class MatchStage(Stage):
         configured = self.config.match.threshold
         return self.gallery.threshold if configured is None else configured
 
-    def process(self, record: Record, source: zmq.Socket[Any]) -> None:
-        self.metrics.inc_in(record.camera_id)
-        if isinstance(record, EndOfStream):
-            self._send(record.to_frames(), record.camera_id)
-            return
-        if not isinstance(record, Embeddings):
-            self.reject(WireError("unexpected_kind", f"match takes embeddings, got {record.KIND!r}"))
-            return
+    def process_batch(self, records: list[Record], source: zmq.Socket[Any]) -> None:
+        waiting: dict[str, int] = {}
+        for record in records:
+            self.metrics.inc_in(record.camera_id)
+            waiting[record.camera_id] = waiting.get(record.camera_id, 0) + 1
+        for camera, count in waiting.items():
+            self.metrics.set_camera_depth(camera, count)
+        usable = [r for r in records if isinstance(r, Embeddings) and self._usable(r)]
+        started = time.perf_counter()
+        found = self._search(usable)
+        search_s = time.perf_counter() - started
+        share = search_s / max(1, len(usable))
+        for record in records:
+            if isinstance(record, EndOfStream):
+                self.names.end(record.camera_id)
+                self._send(record.to_frames(), record.camera_id)
+            elif isinstance(record, Embeddings) and id(record) in found:
+                begun = time.perf_counter()
+                self._publish(record, found[id(record)])
+                self.metrics.observe(
+                    record.camera_id, share + time.perf_counter() - begun, since_capture_s(record)
+                )
+            elif not isinstance(record, Embeddings):
+                self.reject(WireError("unexpected_kind", f"match takes embeddings, got {record.KIND!r}"))
+
+    def _usable(self, record: Embeddings) -> bool:
         if record.model_id != self.gallery.model_id:
             self.reject(
                 WireError(
@@ -63,25 +100,49 @@ class MatchStage(Stage):
                     f"embeddings of model {record.model_id!r}, the gallery holds {self.gallery.model_id!r}",
                 )
             )
-            return
+            return False
         if record.vectors.shape[0] and record.vectors.shape[1] != self.gallery.dim:
             self.reject(
                 WireError(
                     "bad_payload", f"{record.vectors.shape[1]}-d vectors, gallery is {self.gallery.dim}-d"
                 )
             )
-            return
-        started = time.perf_counter()
+            return False
+        return True
+
+    def _search(self, records: list[Embeddings]) -> dict[int, list[Identity]]:
+        """One gallery search for the vectors of every record; a bad record is rejected alone."""
+        with_rows = [r for r in records if r.vectors.shape[0]]
+        found: dict[int, list[Identity]] = {id(r): [] for r in records if not r.vectors.shape[0]}
+        if not with_rows:
+            return found
         threshold = self.threshold
         try:
-            found = self.gallery.identify(record.vectors, threshold) if record.vectors.shape[0] else []
-        except FacestreamError as exc:  # e.g. an all-zero vector: the message is bad, not the stage
-            self.reject(WireError("bad_payload", str(exc)))
-            return
-        for face in record.faces:
-            if face.crop_index is not None:
-                face.name = found[face.crop_index].name
-                face.similarity = found[face.crop_index].similarity
+            rows = self.gallery.identify(np.concatenate([r.vectors for r in with_rows]), threshold)
+        except FacestreamError:  # e.g. an all-zero vector: find which message it was
+            rows = None
+        first = 0
+        for record in with_rows:
+            n = record.vectors.shape[0]
+            if rows is not None:
+                found[id(record)] = rows[first : first + n]
+                first += n
+                continue
+            try:
+                found[id(record)] = self.gallery.identify(record.vectors, threshold)
+            except FacestreamError as exc:  # the message is bad, not the stage
+                self.reject(WireError("bad_payload", str(exc)))
+        return found
+
+    def _publish(self, record: Embeddings, found: list[Identity]) -> None:
+        by_position = {
+            pos: (found[face.crop_index].name, found[face.crop_index].similarity)
+            for pos, face in enumerate(record.faces)
+            if face.crop_index is not None
+        }
+        self.names.name_faces(record.camera_id, record.ts_ns / 1e9, record.faces, by_position)
+        count = self._published.get(record.camera_id, 0) + 1
+        self._published[record.camera_id] = count
         result = MatchResult(
             camera_id=record.camera_id,
             seq=record.seq,
@@ -90,10 +151,10 @@ class MatchStage(Stage):
             frame_size=record.frame_size,
             faces=record.faces,
             model_id=record.model_id,
-            threshold=threshold,
+            threshold=self.threshold,
+            published=count,
         )
         self._send(result.to_frames(), record.camera_id)
-        self.metrics.observe(record.camera_id, time.perf_counter() - started, since_capture_s(record))
 
     def _send(self, frames: list[bytes | memoryview], camera: str) -> None:
         self._pub.send_multipart(frames, copy=False)

@@ -3,12 +3,18 @@
 Frames and results travel on different paths, so they are joined by (camera_id, seq). A frame
 whose result never comes (dropped downstream) waits at most `hold_s`, then is drawn with the
 camera's latest result and marked stale; frames are always written in seq order per camera.
+
+Restarted by the supervisor after a crash (FACESTREAM_RESTARTS > 0), the overlay cannot append to
+the MP4 it was writing (mp4v files are only playable once closed): it writes a new segment,
+`out.seg<N>.mp4`, appends to the results log instead of truncating it, and its summary covers the
+frames since the restart.
 """
 
 from __future__ import annotations
 
 import heapq
 import json
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -60,6 +66,7 @@ class _Camera:
     unknown: int = 0
     missing: int = 0
     late: int = 0
+    published: int = 0  # the last result's number from match (gaps: results the PUB hop dropped)
     identities: set[str] = field(default_factory=set)
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
 
@@ -68,6 +75,19 @@ class _Camera:
         if not self.ended or self.frames:
             return False
         return self.eos_on_frames or max(self.written_seq, self.max_frame_seq) >= self.last_seq
+
+
+def _restart_count() -> int:
+    """How often the supervisor restarted this process (deploy/supervisor.py sets it)."""
+    try:
+        return max(0, int(os.environ.get("FACESTREAM_RESTARTS", "0")))
+    except ValueError:
+        return 0
+
+
+def _segment(path: Path, restarts: int) -> Path:
+    """`out.mp4` at first, `out.seg1.mp4` after the first restart, and so on."""
+    return path if restarts == 0 else path.with_name(f"{path.stem}.seg{restarts}{path.suffix or '.mp4'}")
 
 
 class OverlayStage(Stage):
@@ -82,14 +102,19 @@ class OverlayStage(Stage):
         self.log_file: IO[str] | None = None
         self.mjpeg: MjpegServer | None = None
         self.cameras: dict[str, _Camera] = {}
+        self.restarts = _restart_count()
         for cam in cfg.cameras:
             writer = None
             if ov.output is not None:
-                writer = Mp4Writer(camera_output(ov.output, cam.id, len(cfg.cameras)))
+                writer = Mp4Writer(
+                    _segment(camera_output(ov.output, cam.id, len(cfg.cameras)), self.restarts)
+                )
             self.cameras[cam.id] = _Camera(cam.id, writer=writer)
         if ov.results_log is not None:
             check_writable(ov.results_log, "results log")
-            self.log_file = ov.results_log.open("w", buffering=1)
+            self.log_file = ov.results_log.open("a" if self.restarts else "w", buffering=1)
+        if self.restarts:
+            self.log.warning("restarted (%d); writing video segment %d", self.restarts, self.restarts)
         if ov.mjpeg_port is not None:
             self.mjpeg = MjpegServer(ov.mjpeg_host, ov.mjpeg_port, list(self.cameras))
             self.log.info("live view on %s", self.mjpeg.url)
@@ -141,6 +166,8 @@ class OverlayStage(Stage):
             cam.late += 1
             self.metrics.drop(cam.camera_id, "overlay_late_frame")
             return
+        if cam.max_frame_seq < 0 and self.restarts:
+            cam.max_frame_seq = seq - 1  # frames before a restart of the overlay are not missing
         if seq > cam.max_frame_seq + 1:
             gap = seq - cam.max_frame_seq - 1
             cam.missing += gap
@@ -151,6 +178,10 @@ class OverlayStage(Stage):
 
     def _add_result(self, cam: _Camera, result: MatchResult) -> None:
         arrival = time.time_ns()
+        if result.published is not None:
+            if cam.published and result.published > cam.published + 1:  # lower: match restarted
+                self.metrics.drop(cam.camera_id, "match->overlay", result.published - cam.published - 1)
+            cam.published = result.published
         if cam.latest is None or result.seq >= cam.latest.seq:
             cam.latest = result
         if result.seq <= cam.written_seq:
@@ -341,6 +372,7 @@ class OverlayStage(Stage):
             "wall_s": round(wall, 3),
             "fps": round(frames / wall, 2) if wall > 0 else 0.0,
             "per_camera": per_camera,
+            "overlay_restarts": self.restarts,
         }
 
     def on_stop(self) -> None:

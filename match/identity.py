@@ -1,0 +1,130 @@
+"""A stable name per face track: every embedding is one vote, the shown name changes only on a majority.
+
+Detect embeds a track only now and then; its other frames carry the track id and no vector, and
+get the track's name here. Match sees the frames of every detect worker, so it also joins the
+tracks that different workers started for one face (each worker tracks the frames it gets):
+a new track takes over the identity it overlaps (IoU) unless that identity already has a live
+track from the same worker, which then means another face (e.g. after a scene cut).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from bus.records import Face
+
+TRACK_ID_STRIDE = 64  # detect's track ids are n * 64 + worker index (docs/performance.md)
+MIN_WEIGHT = 0.05  # a vote's weight is the face quality, but never nothing
+
+
+def worker_of(track_id: int) -> int:
+    return track_id % TRACK_ID_STRIDE
+
+
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Vote:
+    name: str
+    similarity: float
+    weight: float
+
+
+@dataclass
+class Person:
+    """One face on one camera as match sees it: the detect tracks of it and their votes."""
+
+    box: tuple[float, float, float, float]
+    last_seen: float
+    votes: deque[Vote]
+    members: dict[int, float] = field(default_factory=dict)  # detect track id -> last seen
+    name: str | None = None
+
+    def vote(self, name: str, similarity: float, quality: float | None) -> None:
+        weight = 1.0 if quality is None else max(MIN_WEIGHT, min(1.0, quality))
+        self.votes.append(Vote(name, similarity, weight))
+        tally: dict[str, float] = {}
+        for v in self.votes:
+            tally[v.name] = tally.get(v.name, 0.0) + v.weight
+        leader = max(tally, key=lambda n: tally[n])
+        # Hysteresis: the shown name changes only when another name outweighs it.
+        if self.name is None or tally.get(self.name, 0.0) < tally[leader]:
+            self.name = leader
+
+    @property
+    def similarity(self) -> float | None:
+        """The latest similarity measured for the shown name."""
+        for v in reversed(self.votes):
+            if v.name == self.name:
+                return v.similarity
+        return None
+
+
+class TrackNames:
+    """Per camera: detect track ids -> persons, each with a smoothed name."""
+
+    def __init__(self, window: int = 5, max_age_s: float = 1.0, link_iou: float = 0.3) -> None:
+        self.window = window
+        self.max_age_s = max_age_s
+        self.link_iou = link_iou
+        self._people: dict[str, list[Person]] = {}
+
+    def people(self, camera: str) -> list[Person]:
+        return self._people.get(camera, [])
+
+    def end(self, camera: str) -> None:
+        self._people.pop(camera, None)
+
+    def _expire(self, camera: str, now_s: float) -> list[Person]:
+        alive = []
+        for person in self._people.get(camera, []):
+            person.members = {t: s for t, s in person.members.items() if now_s - s <= self.max_age_s}
+            if now_s - person.last_seen <= self.max_age_s:
+                alive.append(person)
+        self._people[camera] = alive
+        return alive
+
+    def _find(self, people: list[Person], face: Face, track_id: int, taken: set[int]) -> Person | None:
+        for person in people:
+            if track_id in person.members:
+                return person
+        worker = worker_of(track_id)
+        best, best_iou = None, self.link_iou
+        for person in people:
+            if id(person) in taken or any(worker_of(t) == worker for t in person.members):
+                continue
+            overlap = _iou(person.box, face.box)
+            if overlap >= best_iou:
+                best, best_iou = person, overlap
+        return best
+
+    def name_faces(
+        self, camera: str, now_s: float, faces: list[Face], found: dict[int, tuple[str, float]]
+    ) -> None:
+        """Fill name and similarity of every face; `found` maps face position -> this frame's match."""
+        people = self._expire(camera, now_s)
+        taken: set[int] = set()
+        for pos, face in enumerate(faces):
+            match = found.get(pos)
+            if face.track_id is None:  # untracked: this frame's own answer
+                face.name, face.similarity = match if match is not None else (None, None)
+                continue
+            person = self._find(people, face, face.track_id, taken)
+            if person is None:
+                person = Person(face.box, now_s, deque(maxlen=self.window))
+                people.append(person)
+            taken.add(id(person))
+            person.members[face.track_id] = now_s
+            person.box, person.last_seen = face.box, max(person.last_seen, now_s)
+            if match is not None:
+                person.vote(match[0], match[1], face.quality)
+            face.name, face.similarity = person.name, person.similarity

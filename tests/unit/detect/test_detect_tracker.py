@@ -1,0 +1,123 @@
+"""The face tracker: IoU association, ids kept across real frames, re-embedding rules, expiry, cuts."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from bus.records import Face
+from deploy.demo import letterbox
+from detect.quality import face_quality
+from detect.tracker import TRACK_ID_STRIDE, Observation, Tracker, iou, thumbnail
+from detect.yunet import YuNetDetector
+
+
+def _face(x: float, y: float, side: float = 100.0) -> Face:
+    return Face(box=(x, y, side, side), score=0.9)
+
+
+def _obs(x: float, y: float, quality: float = 0.5, side: float = 100.0) -> Observation:
+    return Observation(_face(x, y, side), quality)
+
+
+def test_iou() -> None:
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (20, 0, 10, 10)) == 0.0
+    assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+
+
+def test_faces_keep_their_ids_by_overlap_whatever_the_detection_order() -> None:
+    tracker = Tracker(first_id=1)
+    first = tracker.update([_obs(0, 0), _obs(300, 0)], now_s=0.0)
+    left, right = first[0].track_id, first[1].track_id
+    assert left != right and all(d.embed and d.reason == "new" for d in first)
+    for step in range(1, 20):  # both drift right by 5 px a frame; the detector lists them swapped
+        now = step / 30
+        got = tracker.update([_obs(300 + 5 * step, 0), _obs(5 * step, 0)], now_s=now)
+        assert [d.track_id for d in got] == [right, left]
+        assert not any(d.embed for d in got)  # same quality, interval not reached
+    third = tracker.update([_obs(95, 0), _obs(395, 0), _obs(600, 300)], now_s=0.7)
+    assert [d.track_id for d in third[:2]] == [left, right]
+    assert third[2].track_id not in (left, right) and third[2].embed and third[2].reason == "new"
+
+
+def test_no_overlap_means_a_new_track() -> None:
+    tracker = Tracker(first_id=1, iou_min=0.3)
+    a = tracker.update([_obs(0, 0)], 0.0)[0]
+    b = tracker.update([_obs(80, 0)], 0.03)[0]  # IoU 20/180 = 0.11
+    assert a.track_id != b.track_id and b.reason == "new"
+
+
+def test_reembed_only_on_better_quality_or_after_the_interval() -> None:
+    tracker = Tracker(first_id=1, reembed_interval_s=2.0, reembed_gain=0.25, max_age_s=5.0)
+    assert tracker.update([_obs(0, 0, quality=0.40)], 0.0)[0].reason == "new"
+    reasons = []
+    for step, quality in enumerate([0.42, 0.45, 0.50, 0.30, 0.53, 0.60, 0.20], start=1):
+        reasons.append(tracker.update([_obs(step, 0, quality=quality)], step * 0.1)[0].reason)
+    # 0.53 > 0.40 * 1.25 + 0.02 is better; 0.60 < 0.53 * 1.25 + 0.02 is not
+    assert reasons == ["", "", "", "", "better", "", ""]
+    late = tracker.update([_obs(8, 0, quality=0.1)], 2.6)[0]  # 2.1 s after the last embedding
+    assert late.embed and late.reason == "interval"
+    assert not tracker.update([_obs(8, 0, quality=0.1)], 2.7)[0].embed
+
+
+def test_lost_tracks_expire() -> None:
+    tracker = Tracker(first_id=1, max_age_s=1.0)
+    tid = tracker.update([_obs(0, 0)], 0.0)[0].track_id
+    assert tracker.update([], 0.5) == []
+    assert tracker.update([_obs(2, 0)], 0.9)[0].track_id == tid  # unseen 0.9 s: still the same face
+    assert tracker.update([], 1.5) == [] and len(tracker.tracks) == 1
+    back = tracker.update([_obs(2, 0)], 2.0)[0]  # unseen 1.1 s: the track ended
+    assert back.track_id != tid and back.reason == "new" and len(tracker.tracks) == 1
+
+
+def test_ids_are_unique_per_worker() -> None:
+    ids = {w: Tracker(worker=w, first_id=1).update([_obs(0, 0)], 0.0)[0].track_id for w in (0, 1, 5)}
+    assert len(set(ids.values())) == 3
+    assert {w: i % TRACK_ID_STRIDE for w, i in ids.items()} == {0: 0, 1: 1, 5: 5}
+    with pytest.raises(ValueError, match="worker"):
+        Tracker(worker=TRACK_ID_STRIDE)
+
+
+def _track(tracker: Tracker, image: np.ndarray, faces: list[Face], now: float) -> list[int]:
+    obs = [Observation(f, face_quality(image, f), thumbnail(image, f)) for f in faces]
+    return [d.track_id for d in tracker.update(obs, now)]
+
+
+def test_the_carphone_driver_keeps_one_track(carphone: list[np.ndarray], yunet: YuNetDetector) -> None:
+    tracker = Tracker(first_id=1, reembed_interval_s=10.0)
+    ids, embeds = [], 0
+    for i, frame in enumerate(carphone):
+        big = cv2.resize(frame, (640, 480))
+        faces = yunet.detect(big)
+        assert len(faces) == 1, i
+        obs = [Observation(f, face_quality(big, f), thumbnail(big, f)) for f in faces]
+        decision = tracker.update(obs, i / 29.97)[0]
+        ids.append(decision.track_id)
+        embeds += decision.embed
+    main = max(set(ids), key=ids.count)
+    assert ids.count(main) >= 0.9 * len(ids), ids
+    assert len(set(ids)) <= 3
+    assert embeds <= 12, f"{embeds} embeddings for 120 frames of one face"
+
+
+def test_every_other_frame_keeps_the_track_too(carphone: list[np.ndarray], yunet: YuNetDetector) -> None:
+    """With two detect workers each sees every second frame of a camera."""
+    tracker = Tracker(first_id=1)
+    ids = [_track(tracker, f, yunet.detect(f), i / 29.97)[0] for i, f in enumerate(carphone) if i % 2 == 0]
+    assert max(ids.count(i) for i in set(ids)) >= 0.9 * len(ids)
+
+
+def test_a_scene_cut_to_another_face_at_the_same_place_starts_a_new_track(
+    photos: dict[str, np.ndarray], yunet: YuNetDetector
+) -> None:
+    macron = letterbox(photos["macron_2"], (640, 480))
+    ardern = letterbox(photos["ardern_2"], (640, 480))
+    fm, fa = yunet.detect(macron)[0], yunet.detect(ardern)[0]
+    assert iou(fm.box, fa.box) > 0.6  # the boxes alone would continue the track
+    tracker = Tracker(first_id=1)
+    a = _track(tracker, macron, [fm], 0.0)
+    b = _track(tracker, macron, yunet.detect(macron), 0.1)
+    c = _track(tracker, ardern, [fa], 0.2)
+    assert a == b and c != a

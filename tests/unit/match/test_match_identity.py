@@ -1,0 +1,96 @@
+"""Track names in match: votes, hysteresis (no flicker on one noisy match), cross-worker joins, expiry."""
+
+from __future__ import annotations
+
+from bus.records import Face
+from match.identity import TRACK_ID_STRIDE, TrackNames
+
+CAM = "cam0"
+
+
+def _face(track_id: int | None, x: float = 100.0, quality: float | None = 0.5) -> Face:
+    return Face(box=(x, 50.0, 120.0, 150.0), score=0.9, track_id=track_id, quality=quality)
+
+
+def _tid(n: int, worker: int = 0) -> int:
+    return n * TRACK_ID_STRIDE + worker
+
+
+def _see(
+    names: TrackNames, t: float, face: Face, vote: tuple[str, float] | None
+) -> tuple[str | None, float | None]:
+    names.name_faces(CAM, t, [face], {} if vote is None else {0: vote})
+    return face.name, face.similarity
+
+
+def test_faces_without_a_vector_get_their_tracks_name() -> None:
+    names = TrackNames(window=5, max_age_s=1.0)
+    assert _see(names, 0.0, _face(_tid(1)), None) == (None, None)  # nothing known yet
+    assert _see(names, 0.1, _face(_tid(1)), ("obama", 0.61)) == ("obama", 0.61)
+    for step in range(2, 10):
+        assert _see(names, step / 10, _face(_tid(1)), None) == ("obama", 0.61)
+    assert _see(names, 1.0, _face(_tid(2), x=400), None) == (None, None)  # another face
+
+
+def test_one_noisy_match_does_not_flip_the_name() -> None:
+    names = TrackNames(window=5)
+    shown = []
+    votes = [("obama", 0.62), ("obama", 0.58), ("obama", 0.64), ("biden", 0.40), ("obama", 0.60)]
+    for step, vote in enumerate(votes):
+        shown.append(_see(names, step * 0.1, _face(_tid(1)), vote))
+        shown.append(_see(names, step * 0.1 + 0.05, _face(_tid(1)), None))
+    assert [n for n, _ in shown] == ["obama"] * 10
+    assert shown[7] == ("obama", 0.64)  # the similarity shown is the last one of the shown name
+    shown_unknown = _see(names, 0.6, _face(_tid(1)), ("Unknown", 0.20))
+    assert shown_unknown[0] == "obama"
+
+
+def test_a_lasting_change_wins_the_vote_but_a_tie_keeps_the_name() -> None:
+    names = TrackNames(window=4)
+    for step in range(2):
+        _see(names, step * 0.1, _face(_tid(1)), ("Unknown", 0.30))
+    assert _see(names, 0.2, _face(_tid(1)), ("ardern", 0.45))[0] == "Unknown"
+    assert _see(names, 0.3, _face(_tid(1)), ("ardern", 0.47))[0] == "Unknown"  # 2 against 2
+    assert _see(names, 0.4, _face(_tid(1)), ("ardern", 0.50)) == ("ardern", 0.50)
+
+
+def test_better_faces_count_more() -> None:
+    names = TrackNames(window=5)
+    _see(names, 0.0, _face(_tid(1), quality=0.1), ("Unknown", 0.30))  # a blurred profile first
+    assert _see(names, 0.1, _face(_tid(1), quality=0.6), ("macron", 0.55)) == ("macron", 0.55)
+
+
+def test_tracks_of_two_workers_share_one_name() -> None:
+    names = TrackNames(window=5, link_iou=0.3)
+    a, b = _tid(1, worker=0), _tid(1, worker=1)
+    assert _see(names, 0.00, _face(a, x=100), ("obama", 0.6))[0] == "obama"
+    assert _see(names, 0.03, _face(b, x=104), None)[0] == "obama"  # joined by overlap
+    assert _see(names, 0.06, _face(b, x=108), ("biden", 0.38))[0] == "obama"  # one vote among two
+    assert len(names.people(CAM)) == 1
+
+
+def test_a_new_track_of_the_same_worker_is_another_face() -> None:
+    """Detect started a new track at the same place (a scene cut): it must not inherit the name."""
+    names = TrackNames(window=5)
+    _see(names, 0.0, _face(_tid(1)), ("macron", 0.6))
+    assert _see(names, 0.1, _face(_tid(2), x=102), None) == (None, None)
+    assert _see(names, 0.2, _face(_tid(2), x=102), ("ardern", 0.5))[0] == "ardern"
+    assert len(names.people(CAM)) == 2
+
+
+def test_people_expire_and_cameras_end() -> None:
+    names = TrackNames(window=5, max_age_s=1.0)
+    _see(names, 0.0, _face(_tid(1)), ("obama", 0.6))
+    assert _see(names, 0.9, _face(_tid(1)), None)[0] == "obama"
+    assert _see(names, 2.5, _face(_tid(1)), None)[0] is None  # unseen 1.6 s: forgotten
+    names.end(CAM)
+    assert names.people(CAM) == []
+
+
+def test_untracked_faces_show_their_own_match() -> None:
+    names = TrackNames()
+    faces = [_face(None), _face(None, x=400)]
+    names.name_faces(CAM, 0.0, faces, {0: ("obama", 0.7)})
+    assert (faces[0].name, faces[0].similarity) == ("obama", 0.7)
+    assert (faces[1].name, faces[1].similarity) == (None, None)
+    assert names.people(CAM) == []
