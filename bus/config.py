@@ -80,7 +80,7 @@ class DetectConfig(StrictModel):
     mtcnn_dir: Path | None = None  # folder of the exported P/R/O-Net ONNX files
     # Face tracking (docs/performance.md): a track is embedded when it appears, then again only
     # when a clearly better face of it shows up or after reembed_interval_s; match keeps its name.
-    track: bool = False
+    track: bool = True
     track_iou: float = Field(default=0.3, gt=0.0, le=1.0)  # least box overlap that continues a track
     track_max_age_s: float = Field(default=1.0, gt=0.0)  # a track unseen for this long ends
     reembed_interval_s: float = Field(default=2.0, gt=0.0)
