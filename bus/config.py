@@ -78,6 +78,9 @@ class DetectConfig(StrictModel):
     max_side: int = Field(default=640, ge=64)  # frames are scaled down to this for detection
     crop_margin: float = Field(default=0.3, ge=0.0, le=2.0)
     mtcnn_dir: Path | None = None  # folder of the exported P/R/O-Net ONNX files
+    # OpenCV threads per detect process; 1 keeps N workers from oversubscribing the cores
+    # (0 = OpenCV's default, all cores: right for a single worker on a big machine).
+    threads: int = Field(default=1, ge=0, le=256)
     # Face tracking (docs/performance.md): a track is embedded when it appears, then again only
     # when a clearly better face of it shows up or after reembed_interval_s; match keeps its name.
     track: bool = True

@@ -35,6 +35,8 @@ class DetectStage(Stage):
     name = "detect"
 
     def on_start(self) -> None:
+        if self.config.detect.threads:
+            cv2.setNumThreads(self.config.detect.threads)  # this process only; see DetectConfig
         self.detector: Detector = make_detector(self.config.detect)  # a bad model fails before sockets
         works = [e.connect for e in all_endpoints(self.config, "work")]
         outs = [e.connect for e in all_endpoints(self.config, "embed_in")]
