@@ -70,7 +70,7 @@ def _decode_part(desc: Any, data: bytes | memoryview) -> np.ndarray:
     if not isinstance(desc, dict):
         raise WireError("malformed_header", "part descriptor is not an object")
     dtype, shape, encoding = desc.get("dtype"), desc.get("shape"), desc.get("encoding", "raw")
-    if dtype not in ALLOWED_DTYPES:
+    if not isinstance(dtype, str) or dtype not in ALLOWED_DTYPES:
         raise WireError("bad_dtype", f"dtype {dtype!r} is not allowed")
     if (
         not isinstance(shape, list)
@@ -111,7 +111,7 @@ def decode(frames: Sequence[bytes | memoryview | Any]) -> Message:
         raise WireError("oversize", "header exceeds 1 MiB")
     try:
         header = json.loads(bytes(raw[1]))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: also huge ints
         raise WireError("malformed_header", "header is not JSON") from exc
     if not isinstance(header, dict):
         raise WireError("malformed_header", "header is not a JSON object")

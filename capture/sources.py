@@ -45,6 +45,16 @@ class VideoSource:
             return None
         return _to_bgr(frame)
 
+    def seek(self, frame_index: int) -> None:
+        """Continue a file at `frame_index` (a restarted capture does not send frames twice)."""
+        if self.is_live or frame_index <= 0 or self._cap is None:
+            return
+        self._pending = None
+        if not self._cap.set(cv2.CAP_PROP_POS_FRAMES, frame_index):
+            for _ in range(frame_index):  # a backend that cannot seek: decode and discard
+                if not self._cap.grab():
+                    break
+
     def close(self) -> None:
         if self._cap is not None:
             self._cap.release()

@@ -2,6 +2,12 @@
 
 Sends never block on a slow consumer: a full queue drops the frame and counts it per hop, so
 live video never builds a backlog. Files can be paced at their own rate or replayed.
+
+A camera that is lost (a live source that stops delivering or stops answering, a looping file
+that cannot be reopened) is reported and reopened with a doubling back-off; after
+`camera.max_retries` failures it ends with an EndOfStream "camera lost" and the process exits
+normally, so the other cameras keep running. Under the supervisor a restarted capture continues
+its seq numbering and its file position (capture/position.py).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from bus.errors import FacestreamError
 from bus.records import EndOfStream, Frame
 from bus.stage import Stage
 from bus.topology import endpoint
+from capture.position import Position, PositionFile, restart_count
 from capture.sources import VideoSource, open_source
 
 HOP_OVERLAY = "capture->overlay"
@@ -36,6 +43,10 @@ class CaptureStage(Stage):
         self.sent = 0  # frames read and sent (or dropped) so far
         self.dropped = {HOP_OVERLAY: 0, HOP_DETECT: 0}
         self.last_seq = -1
+        self.position = PositionFile.for_camera(index)
+        self.start_seq = 0
+        self.start_frame = 0  # frames of the file already sent before a restart
+        self._file_frame = 0  # frames of the file's current pass read so far
 
     def on_start(self) -> None:
         if not 0 <= self.index < len(self.config.cameras):
@@ -44,8 +55,27 @@ class CaptureStage(Stage):
                 f"the config has {len(self.config.cameras)} camera(s)"
             )
         self.camera = self.config.cameras[self.index]
-        self.source: VideoSource | None = open_source(self.camera.source, self.open_timeout_s)
-        self.log.info("camera %s: %s", self.camera.id, self.source.describe())
+        saved = self.position.load()
+        if saved is not None:
+            self.start_seq, self.start_frame = saved.next_seq, saved.file_frame
+            self.last_seq = saved.next_seq - 1
+        self.source: VideoSource | None = None
+        try:
+            self.source = open_source(self.camera.source, self.open_timeout_s)
+        except FacestreamError as err:
+            if saved is None and restart_count() == 0:
+                raise  # a camera that never worked is a configuration error: say so at once
+            self.log.warning("camera %s: cannot reopen after a restart (%s)", self.camera.id, err)
+        if self.source is not None:
+            self.source.seek(self.start_frame)
+            self.log.info("camera %s: %s", self.camera.id, self.source.describe())
+        if saved is not None:
+            self.log.warning(
+                "camera %s: restarted; continuing at seq %d (file frame %d)",
+                self.camera.id,
+                self.start_seq,
+                self.start_frame,
+            )
         bus = self.config.bus
         self.pub = self.socket(zmq.XPUB, bind=[endpoint(bus, "frames", self.index).bind])
         self.pub.setsockopt(zmq.XPUB_NODROP, 1)  # a full subscriber queue raises Again: we count it
@@ -107,6 +137,7 @@ class CaptureStage(Stage):
                 self.dropped[hop] += 1
         self.sent += 1
         self.last_seq = seq
+        self.position.save(Position(seq + 1, self._file_frame))
         self.metrics.observe(self.camera.id, time.perf_counter() - started)
 
     def _send_eos(self, reason: str, timeout_ms: int) -> None:
@@ -157,28 +188,30 @@ class CaptureStage(Stage):
     def _run_camera(self) -> str:
         """Send frames until the source ends; returns the EndOfStream reason."""
         cam = self.camera
-        seq = 0
+        seq = self.start_seq
         next_due = time.monotonic()
-        frames_this_pass = 0
+        self._file_frame = self.start_frame  # frames of the file's current pass read so far
         while not self.stop_event.is_set():
             if cam.max_frames is not None and seq >= cam.max_frames:
                 return "max_frames"
             source = self.source
-            if source is None:
-                return "camera lost"
+            if source is None:  # the first open after a restart failed
+                if not self._reopen("cannot open it after a restart", first_wait=cam.retry_s):
+                    return "stopped" if self.stop_event.is_set() else "camera lost"
+                continue
             image = source.read()
             if image is None:
                 if source.is_live:
-                    if not self._reopen_live():
+                    if not self._reopen("it stopped delivering frames", first_wait=cam.retry_s):
                         return "stopped" if self.stop_event.is_set() else "camera lost"
                     continue
-                if cam.loop and frames_this_pass > 0:
-                    source.close()
-                    self.source = open_source(cam.source, self.open_timeout_s)
-                    frames_this_pass = 0
+                if cam.loop and self._file_frame > 0:
+                    self._file_frame = 0
+                    if not self._reopen("", first_wait=0.0):  # a normal replay: no waiting, no report
+                        return "stopped" if self.stop_event.is_set() else "camera lost"
                     continue
                 return "end of file"
-            frames_this_pass += 1
+            self._file_frame += 1
             now = time.monotonic()
             if source.is_live:
                 # Live cameras set their own pace; camera.fps only thins them out.
@@ -198,15 +231,27 @@ class CaptureStage(Stage):
             seq += 1
         return "stopped"
 
-    def _reopen_live(self) -> bool:
-        """Back off and reopen a live camera that stopped; False once every retry failed."""
+    def _reopen(self, why: str, first_wait: float) -> bool:
+        """Back off and reopen the camera; False once `max_retries` retries failed (or on stop).
+
+        `first_wait` 0 tries at once without a report (a looping file's replay); only failures
+        after it count as retries.
+        """
         cam = self.camera
-        assert self.source is not None
-        shown = self.source.name  # passwords in URLs are already masked here
-        self.source.close()
-        self.source = None
-        delay = cam.retry_s
-        self.log.warning("camera %s lost (%s): reopening in %.2g s", cam.id, shown, delay)
+        shown = cam.id
+        if self.source is not None:
+            shown = self.source.name  # passwords in URLs are already masked here
+            self.source.close()
+            self.source = None
+        if first_wait <= 0:
+            try:
+                self.source = open_source(cam.source, self.open_timeout_s)
+                return True
+            except FacestreamError as err:
+                why = f"cannot reopen it: {err}"
+            first_wait = cam.retry_s
+        delay = first_wait
+        self.log.warning("camera %s lost (%s: %s): reopening in %.2g s", cam.id, shown, why, delay)
         for attempt in range(1, cam.max_retries + 1):
             if self.stop_event.wait(delay):
                 return False
@@ -232,6 +277,7 @@ class CaptureStage(Stage):
         source: Any = getattr(self, "source", None)
         if source is not None:
             source.close()
+        self.position.close()
         for name in ("pub", "push"):
             sock = getattr(self, name, None)
             if sock is not None and not sock.closed:

@@ -1,15 +1,24 @@
 """Start every stage as its own process, restart crashed ones within a budget, stop them cleanly.
 
 A stage that exits with EXIT_USER_ERROR is not restarted: its message is the service's answer.
+A crashed stage is restarted after a back-off that doubles per restart (`supervisor.backoff_s`,
+capped at `max_backoff_s`); more than `max_restarts` crashes of one stage within `window_s`
+stop the whole service with a message naming the stage and its last error.
+
+Each child learns from its environment that it was restarted (FACESTREAM_RESTARTS) and where it
+may keep state across restarts (FACESTREAM_STATE_DIR): a camera continues its frame numbering and
+its file position, the overlay starts a new video segment instead of overwriting its file.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -23,6 +32,20 @@ from deploy.stages import START_ORDER, process_count
 
 log = logging.getLogger("facestream.supervisor")
 
+ENV_RESTARTS = "FACESTREAM_RESTARTS"  # how many times this stage process was restarted (0: first start)
+ENV_STATE_DIR = "FACESTREAM_STATE_DIR"  # a folder that outlives one stage process (the run dir)
+_LOG_LINE = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (\w+) ")
+# Run first in every stage process (Linux): ask the kernel for SIGTERM when the supervisor dies,
+# even by kill -9, so that no stage outlives it; then become the stage. A supervisor that died
+# before the request took effect is seen as a changed parent pid.
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(0)\n"
+    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])\n"
+)
+
 
 @dataclass
 class StageProcess:
@@ -31,9 +54,12 @@ class StageProcess:
     ready_file: Path
     proc: subprocess.Popen[bytes] | None = None
     log_file: IO[bytes] | None = None
-    restarts: deque[float] = field(default_factory=deque)
+    restarts: deque[float] = field(default_factory=deque)  # restart times within the window
+    total_restarts: int = 0
     finished: bool = False  # exited 0 on purpose (a camera's end of stream, the sink's end)
     next_start: float = 0.0
+    reader: threading.Thread | None = None
+    last_error: str = ""  # the last ERROR log line (or traceback line) of the current process
 
     @property
     def label(self) -> str:
@@ -47,6 +73,28 @@ def describe_exit(code: int) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
+
+
+def _forward(stage: StageProcess, stream: IO[bytes], sink: IO[bytes]) -> None:
+    """Copy a stage's output to its log file or the terminal, remembering its last error."""
+    in_traceback = False
+    for line in iter(stream.readline, b""):
+        try:
+            sink.write(line)
+            sink.flush()
+        except (OSError, ValueError):
+            pass  # a closed terminal must not take the supervisor down
+        text = line.strip()
+        match = _LOG_LINE.match(text)
+        if match is not None:
+            in_traceback = False
+            if match.group(1) in (b"ERROR", b"CRITICAL"):
+                stage.last_error = text.decode(errors="replace").split(": ", 1)[-1]
+        elif text.startswith(b"Traceback (most recent call last)"):
+            in_traceback = True
+        elif in_traceback and text and not line.startswith((b" ", b"\t")):
+            stage.last_error = text.decode(errors="replace")  # e.g. "ValueError: ..." ends a traceback
+    stream.close()
 
 
 class Supervisor:
@@ -67,20 +115,44 @@ class Supervisor:
     def _spawn(self, stage: StageProcess) -> None:
         stage.ready_file.unlink(missing_ok=True)
         cmd = [
-            sys.executable, "-m", "deploy.cli", "stage", stage.name,
+            "-m", "deploy.cli", "stage", stage.name,
             "--config", str(self.config_path), "--index", str(stage.index),
             "--ready-file", str(stage.ready_file),
         ]  # fmt: skip
-        out: IO[bytes] | int | None = None
+        if sys.platform.startswith("linux"):
+            cmd = [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *cmd]
+        else:
+            cmd = [sys.executable, *cmd]
+        env = {**os.environ, ENV_RESTARTS: str(stage.total_restarts), ENV_STATE_DIR: str(self.run_dir)}
+        sink: IO[bytes] = sys.stderr.buffer
         log_dir = self.config.supervisor.log_dir
         if log_dir is not None:
             log_dir.mkdir(parents=True, exist_ok=True)
             if stage.log_file is None:
                 stage.log_file = open(log_dir / f"{stage.label}.log", "ab")  # noqa: SIM115
-            out = stage.log_file
-        stage.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT if out else None)
+            sink = stage.log_file
+        stage.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
+        stage.last_error = ""
+        assert stage.proc.stdout is not None
+        stage.reader = threading.Thread(
+            target=_forward, args=(stage, stage.proc.stdout, sink), daemon=True, name=f"log-{stage.label}"
+        )
+        stage.reader.start()
         stage.finished = False
-        log.info("started %s (pid %d)", stage.label, stage.proc.pid)
+        if stage.total_restarts:
+            log.warning(
+                "restarted %s (pid %d, restart %d)", stage.label, stage.proc.pid, stage.total_restarts
+            )
+        else:
+            log.info("started %s (pid %d)", stage.label, stage.proc.pid)
+
+    def _last_error(self, stage: StageProcess) -> str:
+        """The stage's last error line, once its output has been read to the end."""
+        if stage.reader is not None:
+            stage.reader.join(2.0)
+        return stage.last_error
 
     def _wait_ready(self, group: list[StageProcess]) -> None:
         deadline = time.monotonic() + self.config.supervisor.ready_timeout_s
@@ -91,8 +163,10 @@ class Supervisor:
                     pending.remove(stage)
                 elif stage.proc is not None and stage.proc.poll() is not None:
                     code = stage.proc.returncode
+                    error = self._last_error(stage)
                     raise FacestreamError(
-                        f"stage {stage.label} failed to start ({describe_exit(code)})" + self._log_hint(stage)
+                        f"stage {stage.label} failed to start ({describe_exit(code)})"
+                        + (f": {error}" if error else "")
                     )
             if time.monotonic() > deadline:
                 names = ", ".join(s.label for s in pending)
@@ -101,21 +175,10 @@ class Supervisor:
                 )
             time.sleep(0.05)
 
-    def _log_hint(self, stage: StageProcess) -> str:
-        log_dir = self.config.supervisor.log_dir
-        if log_dir is None:
-            return ""
-        path = log_dir / f"{stage.label}.log"
-        try:
-            lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-        except OSError:
-            return ""
-        errors = [ln for ln in lines if " ERROR " in ln]
-        tail = (errors or lines)[-1:] if lines else []
-        return (": " + tail[0].split(": ", 1)[-1]) if tail else f" (see {path})"
-
     def start(self) -> None:
         """Start consumers first and wait until they listen, then the cameras."""
+        for stale in self.run_dir.glob("*.state"):
+            stale.unlink(missing_ok=True)  # a previous run's camera positions
         consumers = [s for s in self.stages if s.name != "capture"]
         for stage in consumers:
             self._spawn(stage)
@@ -140,6 +203,9 @@ class Supervisor:
                 stage.proc.kill()
                 stage.proc.wait()
         for stage in self.stages:
+            if stage.reader is not None:
+                stage.reader.join(2.0)
+                stage.reader = None
             if stage.log_file is not None:
                 stage.log_file.close()
                 stage.log_file = None
@@ -170,19 +236,33 @@ class Supervisor:
                 if stage.name == "overlay":
                     return 0
                 continue
+            error = self._last_error(stage)
             if code == EXIT_USER_ERROR:
-                self.last_error = f"stage {stage.label} stopped: " + self._log_hint(stage).lstrip(": ")
+                self.last_error = f"stage {stage.label} stopped: {error or describe_exit(code)}"
                 return EXIT_USER_ERROR
             cfg = self.config.supervisor
             if not self._may_restart(stage, now):
                 self.last_error = (
-                    f"stage {stage.label} died {len(stage.restarts) + 1} times within "
-                    f"{cfg.window_s:g} s ({describe_exit(code)}); stopping the service"
+                    f"stage {stage.label} died {len(stage.restarts) + 1} times within {cfg.window_s:g} s "
+                    f"(last: {describe_exit(code)}{'; ' + error if error else ''}); the restart budget "
+                    f"is supervisor.max_restarts={cfg.max_restarts} per window_s={cfg.window_s:g} s; "
+                    "stopping the service"
                 )
+                log.error("%s", self.last_error)
                 return 1
             delay = min(cfg.max_backoff_s, cfg.backoff_s * (2 ** len(stage.restarts)))
             stage.restarts.append(now)
-            log.warning("%s died (%s); restarting in %.1f s", stage.label, describe_exit(code), delay)
+            stage.total_restarts += 1
+            log.warning(
+                "%s died (%s%s); restarting in %.1f s (%d of %d restarts allowed within %g s)",
+                stage.label,
+                describe_exit(code),
+                f": {error}" if error else "",
+                delay,
+                len(stage.restarts),
+                cfg.max_restarts,
+                cfg.window_s,
+            )
             stage.proc = None
             stage.next_start = now + delay
         return None
