@@ -188,9 +188,11 @@ def _prepare_ipc(addr: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
 
 
-def drain(sock: zmq.Socket[Any], first: list[zmq.Frame], limit: int = 1000) -> list[list[zmq.Frame]]:
-    """Return `first` plus every message already waiting, oldest first (for drop-oldest)."""
-    batch = [first]
+def drain(
+    sock: zmq.Socket[Any], first: list[zmq.Frame] | None = None, limit: int = 1000
+) -> list[list[zmq.Frame]]:
+    """Return `first` (if any) plus every message already waiting, oldest first (for drop-oldest)."""
+    batch = [] if first is None else [first]
     while len(batch) < limit:
         try:
             batch.append(sock.recv_multipart(zmq.NOBLOCK, copy=False))

@@ -20,6 +20,7 @@ import zmq
 
 from bus.errors import FacestreamError, WireError
 from bus.records import EndOfStream, Face, FaceCrops, Frame, Record
+from bus.sockets import drain
 from bus.stage import Stage, since_capture_s
 from bus.topology import all_endpoints
 from detect.base import Detector, big_enough
@@ -49,27 +50,38 @@ class DetectStage(Stage):
         )
 
     def process_batch(self, records: list[Record], source: zmq.Socket[Any]) -> None:
-        newest: dict[str, int] = {}
+        """Drop-oldest per camera, re-checked after every frame: what waits is never stale.
+
+        While one frame is being detected, newer frames of other cameras keep arriving; taking
+        them in before the next pick means each camera's frame is at most one detection old.
+        """
+        pending: dict[str, Frame] = {}
+        self.take(records, pending)
+        while pending:
+            camera = min(pending, key=lambda c: pending[c].ts_ns)  # longest-waiting camera first
+            self.handle_frame(pending.pop(camera))
+            if pending:
+                self.take(self.decode_all(drain(source)), pending)
+
+    def take(self, records: list[Record], pending: dict[str, Frame]) -> None:
         waiting: dict[str, int] = {}
-        for i, record in enumerate(records):
+        for record in records:
             if isinstance(record, Frame):
                 self.metrics.inc_in(record.camera_id)
-                if record.camera_id in newest:
-                    self.metrics.drop(record.camera_id, "capture->detect")
-                newest[record.camera_id] = i
                 waiting[record.camera_id] = waiting.get(record.camera_id, 0) + 1
+                if record.camera_id in pending:
+                    self.metrics.drop(record.camera_id, "capture->detect")
+                pending[record.camera_id] = record
             elif isinstance(record, EndOfStream):
                 self.metrics.inc_in(record.camera_id)
-        for camera, count in waiting.items():
-            self.metrics.set_camera_depth(camera, count)
-        for i, record in enumerate(records):
-            if isinstance(record, Frame):
-                if newest[record.camera_id] == i:
-                    self.handle_frame(record)
-            elif isinstance(record, EndOfStream):
+                last = pending.pop(record.camera_id, None)
+                if last is not None:  # the camera's last frame goes out before its end
+                    self.handle_frame(last)
                 self.forward_eos(record)
             else:
                 self.reject(WireError("unexpected_kind", f"detect takes frames, got a {record.KIND!r}"))
+        for camera, count in waiting.items():
+            self.metrics.set_camera_depth(camera, count)
 
     def handle_frame(self, frame: Frame) -> None:
         camera = frame.camera_id
