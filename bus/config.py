@@ -81,6 +81,11 @@ class DetectConfig(StrictModel):
     # OpenCV threads per detect process; 1 keeps N workers from oversubscribing the cores
     # (0 = OpenCV's default, all cores: right for a single worker on a big machine).
     threads: int = Field(default=1, ge=0, le=256)
+    # Each camera feeds only "its" workers (camera i -> worker i mod N; with fewer cameras than
+    # workers, each worker serves one camera): a camera's newest frame is then never stuck behind
+    # other workers' queues, and its tracks stay in one process. False: every worker takes frames
+    # of every camera (survives losing a worker host without a camera stalling).
+    camera_affinity: bool = True
     # Face tracking (docs/performance.md): a track is embedded when it appears, then again only
     # when a clearly better face of it shows up or after reembed_interval_s; match keeps its name.
     track: bool = True

@@ -22,7 +22,7 @@ from bus.errors import FacestreamError, WireError
 from bus.records import EndOfStream, Face, FaceCrops, Frame, Record
 from bus.sockets import drain
 from bus.stage import Stage, since_capture_s
-from bus.topology import all_endpoints
+from bus.topology import Endpoint, all_endpoints
 from detect.base import Detector, big_enough
 from detect.crops import crop_face
 from detect.factory import make_detector
@@ -39,7 +39,7 @@ class DetectStage(Stage):
         if self.config.detect.threads:
             cv2.setNumThreads(self.config.detect.threads)  # this process only; see DetectConfig
         self.detector: Detector = make_detector(self.config.detect)  # a bad model fails before sockets
-        works = [e.connect for e in all_endpoints(self.config, "work")]
+        works = [e.connect for e in self.my_cameras()]
         outs = [e.connect for e in all_endpoints(self.config, "embed_in")]
         self.pull = self.socket(zmq.PULL, connect=works)
         self.push = self.socket(zmq.PUSH, connect=outs)
@@ -48,6 +48,16 @@ class DetectStage(Stage):
         self.log.info(
             "detector %s, %d camera(s) -> %d embed worker(s)", self.detector.name, len(works), len(outs)
         )
+
+    def my_cameras(self) -> list[Endpoint]:
+        """The capture endpoints this worker takes frames from (see DetectConfig.camera_affinity)."""
+        cameras = all_endpoints(self.config, "work")
+        workers = self.config.detect.workers
+        if not self.config.detect.camera_affinity or workers == 1:
+            return cameras
+        if len(cameras) >= workers:
+            return [ep for i, ep in enumerate(cameras) if i % workers == self.index]
+        return [cameras[self.index % len(cameras)]]
 
     def process_batch(self, records: list[Record], source: zmq.Socket[Any]) -> None:
         """Drop-oldest per camera, re-checked after every frame: what waits is never stale.
