@@ -59,8 +59,9 @@ def compare(report: dict[str, Any]) -> dict[str, Any]:
         if feeds in naive:
             out["ratio"][feeds] = round(run["fps"] / naive[feeds]["fps"], 2)
             out["ratio"][f"{feeds}_input_bound"] = run["fps"] >= 0.95 * run["offered_fps"]
-        if "1" in naive:
-            out["overhead"][feeds] = overhead(run, _parts(naive["1"], tracking))
+        parts = report.get("parts") or naive.get("1")  # single-threaded parts when measured
+        if parts:
+            out["overhead"][feeds] = overhead(run, _parts(parts, tracking))
     targets = out["targets"]
     if "4" in out["ratio"]:
         value = out["ratio"]["4"]

@@ -67,10 +67,31 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 
 def run_naive(
-    clip: Path, gallery_path: Path, feeds: int, frames_per_feed: int, detect: DetectConfig | None = None
+    clip: Path,
+    gallery_path: Path,
+    feeds: int,
+    frames_per_feed: int,
+    detect: DetectConfig | None = None,
+    cv_threads: int | None = None,
 ) -> dict[str, Any]:
-    """Frames/s of the naive loop over `feeds` copies of the clip, and its per-part costs."""
-    cfg = detect or DetectConfig()
+    """Frames/s of the naive loop over `feeds` copies of the clip, and its per-part costs.
+
+    `cv_threads` runs OpenCV with that many threads (the pipeline's detect.threads), so that
+    per-part CPU costs compare with the pipeline's processes; None keeps OpenCV's default, as the
+    notebooks' loop ran.
+    """
+    previous = cv2.getNumThreads()
+    if cv_threads is not None:
+        cv2.setNumThreads(cv_threads)
+    try:
+        return _run_naive(clip, gallery_path, feeds, frames_per_feed, detect or DetectConfig())
+    finally:
+        cv2.setNumThreads(previous)
+
+
+def _run_naive(
+    clip: Path, gallery_path: Path, feeds: int, frames_per_feed: int, cfg: DetectConfig
+) -> dict[str, Any]:
     detector = make_detector(cfg)
     model = EmbeddingModel.load("sface")
     gallery = Gallery.load(gallery_path, expect_model_id=model.model_id)

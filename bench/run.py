@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bus.config import DetectConfig
 from bus.errors import FacestreamError
 from bus.logs import setup_logging
 
@@ -184,6 +185,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for feeds in settings["feeds"]:
             log.info("naive loop, %d feed(s)", feeds)
             report["naive"][str(feeds)] = run_naive(clip, gallery, feeds, settings["naive_frames_per_feed"])
+        threads = DetectConfig().threads or None
+        log.info("per-part costs with %s OpenCV thread(s), as a detect process runs", threads)
+        report["parts"] = run_naive(clip, gallery, 1, settings["naive_frames_per_feed"], cv_threads=threads)
         report["tracking_cost"] = tracking_cost(clip, min(60, settings["naive_frames_per_feed"]))
     if "pipeline" not in settings["skip"]:
         report["pipeline"] = {}

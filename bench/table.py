@@ -68,12 +68,13 @@ def render(report: dict[str, Any]) -> str:
             "drops",
         ]
         lines += ["throughput and latency (capture -> name at a results client)", *_table(head, rows), ""]
-    if naive.get("1"):
-        n = naive["1"]
+    n = report.get("parts") or naive.get("1")
+    if n:
         parts = n["part_cpu_ms_per_frame"]
         track = report.get("tracking_cost", {}).get("track_cpu_ms_per_frame")
+        threads = "1 OpenCV thread" if report.get("parts") else "OpenCV's default threads"
         lines.append(
-            "own compute, one process, CPU ms: "
+            f"own compute, one process, {threads}, CPU ms: "
             f"decode {parts['decode']:.2f}/frame, detect {parts['detect']:.2f}/frame, track {_f(track, 2)}/frame, "
             f"embed {n['embed_cpu_ms_per_face']:.2f}/face, match {parts['match']:.3f}/frame"
         )
