@@ -17,10 +17,6 @@ DETECTORS = ("yunet", "haar", "mtcnn")
 def load_detector(name: str, mtcnn_dir: Path | None = None) -> Detector:
     if name not in DETECTORS:
         raise FacestreamError(f"unknown detector {name!r}: use {', '.join(DETECTORS)}")
-    if name == "mtcnn" and mtcnn_dir is None:
-        raise FacestreamError(
-            "the mtcnn detector needs --mtcnn-dir DIR, the folder of its exported P/R/O-Net ONNX files"
-        )
     return make_detector(DetectConfig(backend=name, mtcnn_dir=mtcnn_dir))  # type: ignore[arg-type]
 
 

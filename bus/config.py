@@ -77,7 +77,7 @@ class DetectConfig(StrictModel):
     min_face: int = Field(default=16, ge=4)  # smallest face side, pixels
     max_side: int = Field(default=640, ge=64)  # frames are scaled down to this for detection
     crop_margin: float = Field(default=0.3, ge=0.0, le=2.0)
-    mtcnn_dir: Path | None = None  # folder of the exported P/R/O-Net ONNX files
+    mtcnn_dir: Path | None = None  # exported P/R/O-Net ONNX files; None = the bundled export
     # OpenCV threads per detect process; 1 keeps N workers from oversubscribing the cores
     # (0 = OpenCV's default, all cores: right for a single worker on a big machine).
     threads: int = Field(default=1, ge=0, le=256)

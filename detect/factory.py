@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import cast
 
 from bus.config import DetectConfig
@@ -25,8 +26,8 @@ def make_detector(cfg: DetectConfig) -> Detector:
 def _mtcnn(cfg: DetectConfig) -> Detector:
     folder = cfg.mtcnn_dir
     hint = "export the P/R/O-Net ONNX files with the trainer's MTCNN export and set detect.mtcnn_dir"
-    if folder is None:
-        raise FacestreamError(f"detect.backend is mtcnn but detect.mtcnn_dir is not set: {hint}")
+    if folder is None:  # the bundled export (detect/models/mtcnn)
+        folder = Path(__file__).parent / "models" / "mtcnn"
     if not folder.is_dir():
         raise FacestreamError(f"detect.mtcnn_dir {folder} is not a folder: {hint}")
     if not any(folder.glob("*.onnx")):

@@ -28,9 +28,8 @@ NMS_PNET_SCALE = 0.5  # within one pyramid level
 NMS_PNET_ALL = 0.7  # across levels
 NMS_RNET = 0.7
 NMS_ONET = 0.7  # "min" overlap: a box inside a bigger one is dropped
-HINT = (
-    "write them with `facestream export mtcnn --out DIR` (needs the [train] extra) and set detect.mtcnn_dir"
-)
+BUNDLED = Path(__file__).parent / "models" / "mtcnn"  # exported from the mtcnn package (MIT)
+HINT = "write them with `facestream export mtcnn --out DIR` (needs the [train] extra) and set detect.mtcnn_dir (or leave it unset for the bundled files)"
 
 
 def scale_pyramid(width: int, height: int, min_face: int, factor: float = SCALE_FACTOR) -> np.ndarray:
@@ -167,9 +166,7 @@ class MtcnnDetector:
 
     def __init__(self, cfg: DetectConfig) -> None:
         self.cfg = cfg
-        folder = cfg.mtcnn_dir
-        if folder is None:
-            raise FacestreamError(f"detect.mtcnn_dir is not set: {HINT}")
+        folder = BUNDLED if cfg.mtcnn_dir is None else cfg.mtcnn_dir
         paths = {n: Path(folder) / f"{n}.onnx" for n in NETS}
         missing = [str(p) for p in paths.values() if not p.is_file()]
         if missing:

@@ -23,7 +23,7 @@ from bus.wire import decode
 from capture.stage import CaptureStage
 from tests.conftest import facestream, free_base_port
 from tests.soak.harness import PipelineRun, carphone, write_config
-from tests.unit.capture.conftest import StageThread
+from tests.stage_thread import StageThread
 
 
 class SilentCamera:

@@ -36,7 +36,7 @@ from bus.records import EndOfStream, Face, FaceCrops, Frame, MatchResult, Record
 from bus.stage import Stage
 from bus.topology import endpoint
 from bus.wire import MAX_HEADER_BYTES, MAX_PART_BYTES, decode
-from tests.unit.capture.conftest import StageThread
+from tests.stage_thread import StageThread
 
 N_MALFORMED = 2500  # per input socket
 SEED = int(os.environ.get("FACESTREAM_FUZZ_SEED", "0"))  # another value explores other mutations

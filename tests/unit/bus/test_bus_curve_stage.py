@@ -16,7 +16,7 @@ from bus.wire import decode
 from capture.stage import CaptureStage
 from deploy.keys import make_keys
 from tests.soak.harness import carphone
-from tests.unit.capture.conftest import StageThread
+from tests.stage_thread import StageThread
 
 
 def _free_port() -> int:

@@ -20,7 +20,7 @@ from bus.records import EndOfStream, Frame, record_from_message
 from bus.topology import endpoint
 from bus.wire import decode
 from capture.stage import HOP_DETECT, HOP_OVERLAY, CaptureStage
-from tests.unit.capture.conftest import StageThread, make_config
+from tests.stage_thread import StageThread, make_config
 
 
 @dataclass

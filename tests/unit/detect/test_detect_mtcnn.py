@@ -25,9 +25,21 @@ def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
+def test_bundled_files_find_one_face_per_photo_without_tensorflow() -> None:
+    import cv2
+
+    from tests.conftest import PHOTOS
+
+    det = MtcnnDetector(DetectConfig(backend="mtcnn", score_threshold=0.95))  # bundled: no mtcnn_dir
+    for path in sorted(PHOTOS.glob("*.jpg")):
+        image = cv2.imread(str(path))
+        assert image is not None
+        faces = det.detect(image)
+        assert len(faces) == 1, (path.name, len(faces))
+        assert faces[0].landmarks is not None and faces[0].score > 0.9
+
+
 def test_missing_model_files(tmp_path: Path) -> None:
-    with pytest.raises(FacestreamError, match="mtcnn_dir is not set"):
-        MtcnnDetector(DetectConfig(backend="mtcnn"))
     (tmp_path / "pnet.onnx").write_bytes(b"")
     with pytest.raises(FacestreamError, match=r"missing: .*rnet\.onnx, .*onet\.onnx; write them with"):
         MtcnnDetector(DetectConfig(backend="mtcnn", mtcnn_dir=tmp_path))
@@ -101,6 +113,20 @@ def mtcnn_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert set(report["parity_max_abs_diff"]) == {"pnet", "rnet", "onet"}
     assert max(report["parity_max_abs_diff"].values()) < 1e-4
     return folder
+
+
+def test_bundled_files_equal_a_fresh_export(mtcnn_dir: Path) -> None:
+    import onnxruntime as ort
+
+    from detect.mtcnn import BUNDLED
+
+    rng = np.random.default_rng(0)
+    for name, size in (("pnet", 24), ("rnet", 24), ("onet", 48)):
+        fresh = ort.InferenceSession(str(mtcnn_dir / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+        shipped = ort.InferenceSession(str(BUNDLED / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+        feed = {fresh.get_inputs()[0].name: rng.uniform(-1, 1, (2, size, size, 3)).astype(np.float32)}
+        for a, b in zip(fresh.run(None, feed), shipped.run(None, feed), strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-5)
 
 
 @pytest.fixture(scope="module")

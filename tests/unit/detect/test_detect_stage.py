@@ -190,7 +190,7 @@ def test_garbage_is_counted_and_the_stage_goes_on(tmp_path: Path, carphone: list
 
 
 def test_detector_is_built_before_sockets(tmp_path: Path) -> None:
-    cfg = _config(tmp_path, backend="mtcnn")
+    cfg = _config(tmp_path, backend="mtcnn", mtcnn_dir=str(tmp_path / "no-such-folder"))
     stage = DetectStage(cfg)
     errors: list[BaseException] = []
 
@@ -200,7 +200,7 @@ def test_detector_is_built_before_sockets(tmp_path: Path) -> None:
         except BaseException as exc:
             errors.append(exc)
 
-    thread = threading.Thread(target=target)
+    thread = threading.Thread(target=target, daemon=True)
     thread.start()
     thread.join(30)
     assert len(errors) == 1 and isinstance(errors[0], FacestreamError)

@@ -9,7 +9,7 @@ import numpy as np
 
 from bus.records import EndOfStream, MatchResult
 from overlay.stage import OverlayStage
-from tests.unit.overlay.conftest import StageThread
+from tests.stage_thread import StageThread
 from tests.unit.overlay.test_overlay_stage import Upstream, _config
 
 

@@ -20,7 +20,7 @@ from bus.errors import FacestreamError
 from bus.records import EndOfStream, Face, Frame, MatchResult
 from bus.topology import endpoint
 from overlay.stage import OverlayStage
-from tests.unit.overlay.conftest import StageThread
+from tests.stage_thread import StageThread
 
 FPS = 29.97
 

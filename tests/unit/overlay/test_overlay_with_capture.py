@@ -20,7 +20,7 @@ from bus.topology import endpoint
 from bus.wire import decode
 from capture.stage import CaptureStage
 from overlay.stage import OverlayStage
-from tests.unit.overlay.conftest import StageThread
+from tests.stage_thread import StageThread
 
 
 def _worker(config: Any, stop: threading.Event, seen: list[int], errors: list[BaseException]) -> None:
