@@ -15,6 +15,8 @@ from bus.errors import WireError
 from bus.wire import Message, encode
 
 Stamps = dict[str, int]
+# Track ids are n * TRACK_ID_STRIDE + detect worker index, unique across workers (docs/wire.md).
+TRACK_ID_STRIDE = 64
 _INT64 = 1 << 63  # seq, ts_ns and stamps are int64 for clients in any language
 
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bus.records import Face
+from bus.geometry import box_iou
+from bus.records import TRACK_ID_STRIDE, Face
 from detect.quality import face_patch
 
-TRACK_ID_STRIDE = 64  # >= detect.workers (at most 64)
 THUMB = 16
 # Same driver 1-8 frames apart (carphone, 640x480): NCC >= 0.64; different people of the demo
 # photos at one place: <= 0.49.
@@ -34,16 +34,6 @@ def thumbnail(image: np.ndarray, face: Face) -> np.ndarray:
     patch -= patch.mean()
     norm = float(np.linalg.norm(patch))
     return patch / norm if norm > 1e-6 else patch
-
-
-def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 @dataclass
@@ -108,7 +98,7 @@ class Tracker:
         pairs = []
         for ti, track in enumerate(self.tracks):
             for oi, obs in enumerate(observations):
-                overlap = iou(track.box, obs.face.box)
+                overlap = box_iou(track.box, obs.face.box)
                 if overlap >= self.iou_min and self._looks_alike(track, obs):
                     pairs.append((overlap, ti, oi))
         pairs.sort(reverse=True)

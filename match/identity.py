@@ -12,24 +12,14 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from bus.records import Face
+from bus.geometry import box_iou
+from bus.records import TRACK_ID_STRIDE, Face
 
-TRACK_ID_STRIDE = 64  # detect's track ids are n * 64 + worker index (docs/performance.md)
 MIN_WEIGHT = 0.05  # a vote's weight is the face quality, but never nothing
 
 
 def worker_of(track_id: int) -> int:
     return track_id % TRACK_ID_STRIDE
-
-
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
-    ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -102,7 +92,7 @@ class TrackNames:
         for person in people:
             if id(person) in taken or any(worker_of(t) == worker for t in person.members):
                 continue
-            overlap = _iou(person.box, face.box)
+            overlap = box_iou(person.box, face.box)
             if overlap >= best_iou:
                 best, best_iou = person, overlap
         return best

@@ -6,10 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
+from bus.geometry import box_iou as iou
 from bus.records import Face
 from deploy.demo import letterbox
 from detect.quality import face_quality
-from detect.tracker import TRACK_ID_STRIDE, Observation, Tracker, iou, thumbnail
+from detect.tracker import TRACK_ID_STRIDE, Observation, Tracker, thumbnail
 from detect.yunet import YuNetDetector
 
 
