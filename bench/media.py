@@ -11,7 +11,7 @@ import numpy as np
 from bus.errors import FacestreamError
 from deploy.assets import carphone_video, photo
 from deploy.demo import letterbox
-from deploy.enroll import enroll
+from deploy.enroll import enroll, enroll_from_camera
 from deploy.faces import FaceAnalyzer
 from match.gallery import Gallery
 
@@ -54,8 +54,5 @@ def make_gallery(path: Path, clip: Path, analyzer: FaceAnalyzer) -> Gallery:
     """Four photographed people and the driver (from the clip's first frame, as the demo does)."""
     path.unlink(missing_ok=True)
     enroll(path, [photo(p) for p in ENROLLED], analyzer, progress=False)
-    gallery = Gallery.load(path, expect_model_id=analyzer.model_id)
-    first = read_frames(clip)[0]
-    gallery.add(DRIVER, analyzer.largest_face(first, f"the first frame of {clip}").vector[None, :])
-    gallery.save(path)
-    return gallery
+    enroll_from_camera(path, str(clip), DRIVER, analyzer, max_frames=1)
+    return Gallery.load(path, expect_model_id=analyzer.model_id)

@@ -58,8 +58,23 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from deploy.enroll import enroll
+    from deploy.enroll import enroll, enroll_from_camera
 
+    if args.camera is not None:
+        if args.sources:
+            raise FacestreamError("give either photos or --camera, not both")
+        if not args.name:
+            raise FacestreamError("--camera needs --name: who is in front of the camera?")
+        snap = enroll_from_camera(
+            args.gallery, args.camera, args.name, _analyzer(args), args.frames, args.snapshot
+        )
+        print(f"enrolled {args.name}: 1 face from camera {args.camera}")
+        if snap is not None:
+            print(f"snapshot: {snap}")
+        print(f"gallery {args.gallery}: saved")
+        return 0
+    if not args.sources:
+        raise FacestreamError("nothing to enroll: give folders or images, or --camera SOURCE")
     report = enroll(args.gallery, args.sources, _analyzer(args), name=args.name, progress=not args.quiet)
     for name, count in sorted(report.enrolled.items()):
         print(f"enrolled {name}: {count} photo{'s' if count != 1 else ''}")
@@ -133,8 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("enroll", help="add faces to a gallery from a folder or images")
     p.add_argument("gallery", type=Path)
-    p.add_argument("sources", type=Path, nargs="+", help="folder (name.jpg or name/*.jpg) or images")
+    p.add_argument("sources", type=Path, nargs="*", help="folder (name.jpg or name/*.jpg) or images")
     p.add_argument("--name", default=None, help="enroll every photo given as this person")
+    p.add_argument(
+        "--camera", default=None, help="one-shot from a camera: webcam index, rtsp/http URL or video file"
+    )
+    p.add_argument("--frames", type=int, default=100, help="--camera: frames to try for a face")
+    p.add_argument("--snapshot", type=Path, default=None, help="--camera: save the enrolled frame here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     face_options(p)
     p.set_defaults(func=cmd_enroll)

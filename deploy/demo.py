@@ -19,10 +19,9 @@ import numpy as np
 from bus.config import PipelineConfig, dump_config, parse_config
 from bus.errors import FacestreamError
 from deploy.assets import carphone_video, photo
-from deploy.enroll import enroll
+from deploy.enroll import enroll, enroll_from_camera
 from deploy.faces import FaceAnalyzer, read_image
 from deploy.supervisor import Supervisor
-from match.gallery import Gallery
 
 log = logging.getLogger("facestream.demo")
 
@@ -83,23 +82,6 @@ def write_slideshow(path: Path) -> list[dict[str, object]]:
     return truth
 
 
-def first_frame_face(analyzer: FaceAnalyzer, video: Path, tries: int = 10) -> np.ndarray:
-    """One-shot enrollment from the earliest frame of the clip that shows a face."""
-    cap = cv2.VideoCapture(str(video))
-    try:
-        for _ in range(tries):
-            ok, frame = cap.read()
-            if not ok:
-                break
-            found = analyzer.faces(frame)
-            if found:
-                best = max(found, key=lambda f: f.face.box[2] * f.face.box[3])
-                return best.vector
-    finally:
-        cap.release()
-    raise FacestreamError(f"no face in the first {tries} frames of {video}")
-
-
 def build_config(
     out: Path, ipc_dir: Path, gallery: Path, clip: Path, detector: str, workers: int, mjpeg_port: int | None
 ) -> PipelineConfig:
@@ -134,9 +116,8 @@ def run_demo(
     analyzer = FaceAnalyzer()
     gallery_path = out / "gallery.fsg"
     enroll(gallery_path, [photo(p) for p in ENROLLED], analyzer, progress=False)
-    gallery = Gallery.load(gallery_path, expect_model_id=analyzer.model_id)
-    gallery.add(CARPHONE_NAME, first_frame_face(analyzer, carphone_video())[None, :])
-    gallery.save(gallery_path)
+    # One-shot: the driver from the earliest frame of the clip that shows a face.
+    enroll_from_camera(gallery_path, str(carphone_video()), CARPHONE_NAME, analyzer, max_frames=10)
     clip = out / "photos_clip.mp4"
     truth = write_slideshow(clip)
     (out / "photos_clip.truth.json").write_text(json.dumps(truth, indent=1))

@@ -90,3 +90,42 @@ def enroll(
         report.enrolled[person] = len(vecs)
     gallery.save(gallery_path)
     return report
+
+
+def enroll_from_camera(
+    gallery_path: Path,
+    source: str,
+    name: str,
+    analyzer: FaceAnalyzer,
+    max_frames: int = 100,
+    snapshot: Path | None = None,
+) -> Path | None:
+    """One-shot enrollment from a live camera (or a video): the first frame that shows a face.
+
+    The largest face of that frame is enrolled; `snapshot` keeps the frame so that the user can
+    see whom they enrolled.
+    """
+    import cv2
+
+    from capture.sources import open_source
+
+    gallery = open_or_create(gallery_path, analyzer)
+    camera = open_source(source)
+    try:
+        for _ in range(max_frames):
+            frame = camera.read()
+            if frame is None:
+                break
+            found = analyzer.faces(frame)
+            if not found:
+                continue
+            best = max(found, key=lambda f: f.face.box[2] * f.face.box[3])
+            gallery.add(name, best.vector[None, :])
+            gallery.save(gallery_path)
+            if snapshot is not None and not cv2.imwrite(str(snapshot), frame):
+                log.warning("could not write the snapshot %s", snapshot)
+                return None
+            return snapshot
+    finally:
+        camera.close()
+    raise FacestreamError(f"no face in the first {max_frames} frames of camera {source}")
