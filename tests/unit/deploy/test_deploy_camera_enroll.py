@@ -35,6 +35,7 @@ def test_enroll_from_camera_then_identify_a_later_frame(tmp_path: Path) -> None:
         assert ok
     cap.release()
     later = tmp_path / "frame100.png"
+    assert frame is not None
     cv2.imwrite(str(later), frame)
     found = facestream(["identify", str(gallery), str(later)])
     assert found.returncode == 0 and ": driver " in found.stdout, found.stdout + found.stderr
