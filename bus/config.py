@@ -40,6 +40,11 @@ class BusConfig(StrictModel):
     bind_any: bool = False  # bind 0.0.0.0 instead of the host address (containers)
     base_port: int = Field(default=5550, ge=1024, le=65000)
     hwm: int = Field(default=8, ge=1, le=10_000)  # high-water mark on every data socket
+    # ZMTP heartbeats: a peer that answers none for peer_timeout_s (host gone, cable pulled,
+    # process hung) is disconnected, so load balancing stops feeding it at once instead of
+    # filling its TCP buffers for minutes. None turns them off.
+    heartbeat_s: float | None = Field(default=1.0, gt=0.0, le=3600.0)
+    peer_timeout_s: float = Field(default=3.0, gt=0.0, le=3600.0)
     jpeg_quality: int | None = Field(default=None, ge=10, le=100)  # JPEG frames on the wire
     curve: CurveConfig | None = None
 
@@ -47,6 +52,15 @@ class BusConfig(StrictModel):
     def _ipc_needs_dir(self) -> BusConfig:
         if self.transport == "ipc" and self.ipc_dir is None:
             raise ValueError("bus.ipc_dir is required when bus.transport is 'ipc'")
+        return self
+
+    @model_validator(mode="after")
+    def _timeout_outlasts_heartbeat(self) -> BusConfig:
+        if self.heartbeat_s is not None and self.peer_timeout_s <= self.heartbeat_s:
+            raise ValueError(
+                f"bus.peer_timeout_s ({self.peer_timeout_s:g}) must be longer than bus.heartbeat_s "
+                f"({self.heartbeat_s:g}): a peer needs time to answer a heartbeat"
+            )
         return self
 
     def host_of(self, stage: str, index: int = 0) -> str:
@@ -93,6 +107,9 @@ class DetectConfig(StrictModel):
     track_max_age_s: float = Field(default=1.0, gt=0.0)  # a track unseen for this long ends
     reembed_interval_s: float = Field(default=2.0, gt=0.0)
     reembed_gain: float = Field(default=0.25, ge=0.0)  # quality gain over the last embedded face
+    # A new track is embedded again after 1/2**N, then 1/2**(N-1) ... of reembed_interval_s:
+    # a lost first embedding costs a fraction of a second of name, not the whole interval.
+    reembed_warmup: int = Field(default=3, ge=0, le=10)
 
 
 class EmbedConfig(StrictModel):
@@ -113,6 +130,10 @@ class MatchConfig(StrictModel):
 
 class OverlayConfig(StrictModel):
     output: Path | None = None  # MP4 file; one per camera when there are several
+    # Start a new file (out.seg1.mp4, out.seg2.mp4, ...) after this many seconds of video: an open
+    # MP4 keeps its index in memory (~72 bytes a frame) and is playable only once closed, so a
+    # service that runs for months must roll over. None: one file for the whole run.
+    segment_s: float | None = Field(default=600.0, ge=1.0)
     results_log: Path | None = None  # JSON lines, one per frame
     mjpeg_port: int | None = Field(default=None, ge=0, le=65535)  # 0 = any free port
     mjpeg_host: str = "127.0.0.1"

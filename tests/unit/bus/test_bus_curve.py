@@ -55,6 +55,9 @@ def _server(ctx: zmq.Context[Any], bus: BusConfig) -> tuple[zmq.Socket[Any], str
 
 
 def _delivered(server: zmq.Socket[Any], client: zmq.Socket[Any], wait_ms: int = WAIT_MS) -> bool:
+    # Our sockets queue only on connections that are up (IMMEDIATE): wait for the handshake.
+    if not client.poll(wait_ms, zmq.POLLOUT):
+        return False
     client.send_multipart([b"cam0", b"hello"], zmq.NOBLOCK)
     return bool(server.poll(wait_ms)) and server.recv_multipart() == [b"cam0", b"hello"]
 
