@@ -145,6 +145,7 @@ class DetectStage(Stage):
                 max_age_s=cfg.track_max_age_s,
                 reembed_interval_s=cfg.reembed_interval_s,
                 reembed_gain=cfg.reembed_gain,
+                warmup=cfg.reembed_warmup,
                 worker=self.index,
             )
             self.trackers[frame.camera_id] = tracker

@@ -4,7 +4,9 @@ A detection continues the track whose last box it overlaps most (IoU), provided 
 alike (a 16x16 grey thumbnail, normalised cross-correlation): without the look check a scene cut
 that puts another face at the same place would inherit the old face's name. A track is embedded
 when it starts, then only when a clearly better face of it shows up (quality gain) or when
-`reembed_interval_s` has passed; tracks not seen for `max_age_s` end.
+`reembed_interval_s` has passed; tracks not seen for `max_age_s` end. A young track is embedded
+again sooner (after 1/8, 1/4, 1/2 of the interval with `warmup` 3): its first embedding may be
+lost on the way (a worker host gone, a drop under load), and its name needs a few votes.
 
 Track ids are `n * TRACK_ID_STRIDE + worker`: unique across detect workers, and match can tell
 which worker a track comes from (docs/performance.md).
@@ -72,6 +74,7 @@ class Tracker:
     max_age_s: float = 1.0
     reembed_interval_s: float = 2.0
     reembed_gain: float = 0.25
+    warmup: int = 3  # halvings of the re-embed interval for a new track (0: none)
     appearance_min: float = APPEARANCE_MIN
     worker: int = 0
     first_id: int | None = None  # None: random start, so a restarted worker reuses no recent id
@@ -124,7 +127,7 @@ class Tracker:
         track.hits += 1
         if obs.thumb is not None:
             track.thumb = obs.thumb
-        if now_s - track.embedded_at >= self.reembed_interval_s:
+        if now_s - track.embedded_at >= self.interval(track):
             reason = "interval"
         elif obs.quality > track.embedded_quality * (1.0 + self.reembed_gain) + MIN_GAIN:
             reason = "better"
@@ -133,6 +136,11 @@ class Tracker:
         track.embedded_at, track.embedded_quality = now_s, obs.quality
         track.embeds += 1
         return Decision(track.track_id, True, reason)
+
+    def interval(self, track: Track) -> float:
+        """Seconds between a track's embeddings: doubling from a short first wait to the full one."""
+        halvings = max(0, self.warmup - (track.embeds - 1))
+        return self.reembed_interval_s / (1 << halvings)
 
     def reset(self) -> None:
         self.tracks.clear()

@@ -29,7 +29,7 @@ def test_iou() -> None:
 
 
 def test_faces_keep_their_ids_by_overlap_whatever_the_detection_order() -> None:
-    tracker = Tracker(first_id=1)
+    tracker = Tracker(first_id=1, warmup=0)
     first = tracker.update([_obs(0, 0), _obs(300, 0)], now_s=0.0)
     left, right = first[0].track_id, first[1].track_id
     assert left != right and all(d.embed and d.reason == "new" for d in first)
@@ -51,7 +51,7 @@ def test_no_overlap_means_a_new_track() -> None:
 
 
 def test_reembed_only_on_better_quality_or_after_the_interval() -> None:
-    tracker = Tracker(first_id=1, reembed_interval_s=2.0, reembed_gain=0.25, max_age_s=5.0)
+    tracker = Tracker(first_id=1, reembed_interval_s=2.0, reembed_gain=0.25, max_age_s=5.0, warmup=0)
     assert tracker.update([_obs(0, 0, quality=0.40)], 0.0)[0].reason == "new"
     reasons = []
     for step, quality in enumerate([0.42, 0.45, 0.50, 0.30, 0.53, 0.60, 0.20], start=1):
@@ -61,6 +61,17 @@ def test_reembed_only_on_better_quality_or_after_the_interval() -> None:
     late = tracker.update([_obs(8, 0, quality=0.1)], 2.6)[0]  # 2.1 s after the last embedding
     assert late.embed and late.reason == "interval"
     assert not tracker.update([_obs(8, 0, quality=0.1)], 2.7)[0].embed
+
+
+def test_a_young_track_is_embedded_again_sooner() -> None:
+    """A new face's first embedding may be lost on the way: 0.25, 0.5, 1 s, then every 2 s."""
+    tracker = Tracker(first_id=1, reembed_interval_s=2.0, reembed_gain=10.0, max_age_s=5.0, warmup=3)
+    embedded_at = [
+        round(step / 100, 2)
+        for step in range(0, 800)  # 8 s of frames at 100 fps, constant quality
+        if tracker.update([_obs(0, 0)], step / 100)[0].embed
+    ]
+    assert embedded_at == [0.0, 0.25, 0.75, 1.75, 3.75, 5.75, 7.75]
 
 
 def test_lost_tracks_expire() -> None:
