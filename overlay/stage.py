@@ -4,10 +4,10 @@ Frames and results travel on different paths, so they are joined by (camera_id, 
 whose result never comes (dropped downstream) waits at most `hold_s`, then is drawn with the
 camera's latest result and marked stale; frames are always written in seq order per camera.
 
-Restarted by the supervisor after a crash (FACESTREAM_RESTARTS > 0), the overlay cannot append to
-the MP4 it was writing (mp4v files are only playable once closed): it writes a new segment,
-`out.seg<N>.mp4`, appends to the results log instead of truncating it, and its summary covers the
-frames since the restart.
+Video is written in segments of `overlay.segment_s` (overlay.writer). Restarted by the supervisor
+after a crash (FACESTREAM_RESTARTS > 0), the overlay cannot append to the MP4 it was writing (mp4v
+files are only playable once closed): it starts at the next free segment number, appends to the
+results log instead of truncating it, and its summary covers the frames since the restart.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from bus.stage import Stage
 from bus.topology import all_endpoints, endpoint
 from overlay.draw import UNKNOWN, draw_faces
 from overlay.mjpeg import MjpegServer
-from overlay.writer import Mp4Writer, camera_output, check_writable
+from overlay.writer import Mp4Writer, camera_output, check_writable, next_free_segment
 
 MAX_BUFFERED_FRAMES = 512  # per camera: beyond this the oldest frame is written without waiting
 MAX_PENDING_RESULTS = 1024  # per camera: results whose frame has not arrived (yet)
@@ -85,11 +85,6 @@ def _restart_count() -> int:
         return 0
 
 
-def _segment(path: Path, restarts: int) -> Path:
-    """`out.mp4` at first, `out.seg1.mp4` after the first restart, and so on."""
-    return path if restarts == 0 else path.with_name(f"{path.stem}.seg{restarts}{path.suffix or '.mp4'}")
-
-
 class OverlayStage(Stage):
     name: ClassVar[str] = "overlay"
     poll_ms: ClassVar[int] = 20
@@ -106,15 +101,17 @@ class OverlayStage(Stage):
         for cam in cfg.cameras:
             writer = None
             if ov.output is not None:
-                writer = Mp4Writer(
-                    _segment(camera_output(ov.output, cam.id, len(cfg.cameras)), self.restarts)
-                )
+                path = camera_output(ov.output, cam.id, len(cfg.cameras))
+                # A fresh run replaces the previous output; a restarted one keeps what is there.
+                first = next_free_segment(path) if self.restarts else 0
+                writer = Mp4Writer(path, ov.segment_s, first)
             self.cameras[cam.id] = _Camera(cam.id, writer=writer)
         if ov.results_log is not None:
             check_writable(ov.results_log, "results log")
             self.log_file = ov.results_log.open("a" if self.restarts else "w", buffering=1)
         if self.restarts:
-            self.log.warning("restarted (%d); writing video segment %d", self.restarts, self.restarts)
+            names = sorted(c.writer.path.name for c in self.cameras.values() if c.writer is not None)
+            self.log.warning("restarted (%d); video goes on in %s", self.restarts, ", ".join(names) or "-")
         if ov.mjpeg_port is not None:
             self.mjpeg = MjpegServer(ov.mjpeg_host, ov.mjpeg_port, list(self.cameras))
             self.log.info("live view on %s", self.mjpeg.url)
@@ -353,7 +350,8 @@ class OverlayStage(Stage):
                 "late_frames": c.late,
                 "last_seq": c.written_seq,
                 "end_reason": c.end_reason or None,
-                "output": None if c.writer is None else str(c.writer.path),
+                "output": None if c.writer is None else str(c.writer.path),  # the last segment
+                "segments": [] if c.writer is None else [str(p) for p in c.writer.paths],
                 "latency_ms": None
                 if lat.size == 0
                 else {

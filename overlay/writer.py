@@ -1,4 +1,10 @@
-"""MP4 output, one file per camera; the folder is checked up front so a bad path fails at start."""
+"""MP4 output, one file per camera, rolled over into segments; the folder is checked at start.
+
+Segment 0 is the configured path (`out.mp4`), segment N is `out.segN.mp4`. An open MP4 writer
+holds the file's index in memory until it is closed (measured: ~72 bytes a frame with OpenCV's
+FFmpeg backend, 7.4 MiB per hour of 30-fps video), and an mp4v file is only playable once
+closed: rolling over bounds both the memory and what a crash can cost.
+"""
 
 from __future__ import annotations
 
@@ -36,33 +42,72 @@ def check_writable(path: Path, what: str = "output") -> None:
         raise FacestreamError(f"cannot write {what} {path}: it is a folder")
 
 
-class Mp4Writer:
-    """cv2.VideoWriter ('mp4v'), opened on the first frame (its size and the stream's fps)."""
+def segment_path(path: Path, index: int) -> Path:
+    """`out.mp4` for segment 0, `out.seg<index>.mp4` after it."""
+    return path if index == 0 else path.with_name(f"{path.stem}.seg{index}{path.suffix or '.mp4'}")
 
-    def __init__(self, path: Path) -> None:
+
+def next_free_segment(path: Path) -> int:
+    """One past the highest segment of `path` on disk (0 if there is none): nothing is overwritten."""
+    taken = [0] if path.exists() else []
+    prefix, suffix = f"{path.stem}.seg", path.suffix or ".mp4"
+    for other in path.parent.glob(f"{path.stem}.seg*{suffix}"):
+        number = other.name[len(prefix) : -len(suffix)]
+        if number.isdigit():
+            taken.append(int(number))
+    return max(taken) + 1 if taken else 0
+
+
+class Mp4Writer:
+    """cv2.VideoWriter ('mp4v'), opened on the first frame (its size and the stream's fps).
+
+    With `segment_s`, the file is closed after that many seconds of video (frames / fps) and the
+    next segment opened; `paths` lists every segment written, oldest first.
+    """
+
+    def __init__(self, path: Path, segment_s: float | None = None, first_segment: int = 0) -> None:
         check_writable(path, "video")
-        self.path = path
-        self.frames = 0
+        self.base = path
+        self.segment_s = segment_s
+        self.index = first_segment
+        self.path = segment_path(path, first_segment)
+        self.paths: list[Path] = []
+        self.frames = 0  # in all segments
+        self.segment_frames = 0
         self.fps = 0.0
         self.size: tuple[int, int] | None = None
         self._writer: cv2.VideoWriter | None = None
 
     def write(self, frame: np.ndarray, fps: float) -> None:
         h, w = frame.shape[:2]
+        if self._writer is not None and self._segment_full():
+            self.close()
+            self.index += 1
+            self.path = segment_path(self.base, self.index)
         if self._writer is None:
-            self.fps = fps if fps > 0 else FALLBACK_FPS
-            self.size = (w, h)
-            fourcc = cv2.VideoWriter.fourcc(*"mp4v")
-            writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self.size)
-            if not writer.isOpened():
-                raise FacestreamError(f"cannot write video {self.path}: OpenCV could not open an mp4v writer")
-            self._writer = writer
+            self._open(fps if self.size is None or self.fps <= 0 else self.fps, (w, h))
         if (w, h) != self.size:
             # A reopened camera may come back at another resolution; the file keeps its first size.
             assert self.size is not None
             frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
+        assert self._writer is not None
         self._writer.write(frame)
         self.frames += 1
+        self.segment_frames += 1
+
+    def _segment_full(self) -> bool:
+        return self.segment_s is not None and self.segment_frames >= round(self.segment_s * self.fps)
+
+    def _open(self, fps: float, size: tuple[int, int]) -> None:
+        self.fps = fps if fps > 0 else FALLBACK_FPS
+        self.size = self.size or size  # every segment keeps the first size
+        fourcc = cv2.VideoWriter.fourcc(*"mp4v")
+        writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self.size)
+        if not writer.isOpened():
+            raise FacestreamError(f"cannot write video {self.path}: OpenCV could not open an mp4v writer")
+        self._writer = writer
+        self.segment_frames = 0
+        self.paths.append(self.path)
 
     def close(self) -> None:
         if self._writer is not None:

@@ -91,14 +91,19 @@ def _per_minute(series: list[tuple[float, int]]) -> list[float]:
     return out
 
 
-def run_soak(minutes: float, out: Path, warmup_s: float | None = None) -> dict[str, Any]:
+def run_soak(
+    minutes: float, out: Path, warmup_s: float | None = None, segment_s: float | None = 60.0
+) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     duration = minutes * 60.0
     warmup = min(60.0, max(10.0, duration * 0.1)) if warmup_s is None else warmup_s
     gallery = _enroll(out)
     base, metrics = _free_base(), _free_base()
     cameras = [{"id": "cam0", "source": str(carphone()), "loop": True}]
-    config = write_config(out, gallery, base, cameras=cameras, metrics={"base_port": metrics})
+    # Short video segments: a long run must roll its MP4 over (its open index grows per frame).
+    config = write_config(
+        out, gallery, base, cameras=cameras, metrics={"base_port": metrics}, overlay={"segment_s": segment_s}
+    )
     run = PipelineRun(config, base).start()
     samples: dict[str, list[tuple[float, int]]] = {}
     seqs: set[int] = set()
@@ -177,6 +182,7 @@ def run_soak(minutes: float, out: Path, warmup_s: float | None = None) -> dict[s
             "overlay_frames": summary.get("frames"),
             "overlay_stale_frames": summary.get("stale_frames"),
             "overlay_missing_frames": summary.get("per_camera", {}).get("cam0", {}).get("missing_frames"),
+            "overlay_segments": len(summary.get("per_camera", {}).get("cam0", {}).get("segments", [])),
         },
     }
     return report
@@ -185,13 +191,16 @@ def run_soak(minutes: float, out: Path, warmup_s: float | None = None) -> dict[s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.soak.run", description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument(
+        "--segment-s", type=float, default=60.0, help="overlay.segment_s, seconds of video per MP4 file"
+    )
     parser.add_argument("--out", type=Path, default=None, help="working folder (default: a temp folder)")
     parser.add_argument("--report", type=Path, default=None, help="also write the report here (JSON)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     out = args.out or Path(tempfile.mkdtemp(prefix="facestream-soak-"))
     log.info("soak: %.1f minutes in %s", args.minutes, out)
-    report = run_soak(args.minutes, out)
+    report = run_soak(args.minutes, out, segment_s=args.segment_s)
     text = json.dumps(report, indent=2)
     if args.report is not None:
         args.report.write_text(text + "\n")

@@ -35,3 +35,4 @@ def test_soak_memory_stays_flat_and_frames_flow(tmp_path: Path) -> None:
     )  # the clip plays at ~30 fps
     assert frames["lost_fraction"] < MAX_LOST_FRACTION, frames
     assert all(n == 0 for n in frames["malformed"].values()), frames["malformed"]
+    assert frames["overlay_segments"] >= int(minutes) - 1  # one MP4 a minute of video: rolled over

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -9,7 +11,8 @@ import numpy as np
 import pytest
 
 from bus.errors import FacestreamError
-from overlay.writer import Mp4Writer, camera_output, check_writable
+from overlay.writer import Mp4Writer, camera_output, check_writable, next_free_segment, segment_path
+from tests.conftest import REPO
 
 
 def test_one_file_per_camera_when_several() -> None:
@@ -58,3 +61,83 @@ def test_output_path_that_is_a_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "out.mp4").mkdir()
     with pytest.raises(FacestreamError, match="it is a folder"):
         check_writable(tmp_path / "out.mp4", "video")
+
+
+def _count(path: Path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    return n
+
+
+def test_long_runs_roll_over_into_playable_segments(tmp_path: Path, clip: Path) -> None:
+    cap = cv2.VideoCapture(str(clip))
+    frames = [cap.read()[1] for _ in range(25)]
+    writer = Mp4Writer(tmp_path / "out.mp4", segment_s=1.0)
+    for f in frames:
+        writer.write(f, 10.0)  # 10 frames a second: a new file every 10 frames
+    writer.close()
+    assert writer.paths == [tmp_path / "out.mp4", tmp_path / "out.seg1.mp4", tmp_path / "out.seg2.mp4"]
+    assert [_count(p) for p in writer.paths] == [10, 10, 5]
+    assert writer.frames == 25 and writer.path == tmp_path / "out.seg2.mp4"
+
+
+GROWTH = """
+import os, sys
+from pathlib import Path
+import numpy as np
+from overlay.writer import Mp4Writer
+
+def rss_mib():
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+segment_s = None if sys.argv[2] == "none" else float(sys.argv[2])
+writer = Mp4Writer(Path(sys.argv[1]), segment_s=segment_s)
+frame = np.zeros((48, 64, 3), np.uint8)
+for i in range(32_000):
+    if i == 2_000:  # allocators and the encoder are warm
+        before = rss_mib()
+    frame[0, 0, 0] = i % 255
+    writer.write(frame, 1000.0)
+print(rss_mib() - before)
+writer.close()
+"""
+
+
+def test_the_index_of_an_open_mp4_grows_and_segments_bound_it(tmp_path: Path) -> None:
+    """Why segments exist: OpenCV's MP4 writer holds ~72 bytes a frame until it is closed.
+
+    Measured in a fresh process each: freed memory of earlier tests would hide the growth.
+    """
+    if not Path("/proc/self/statm").exists():
+        pytest.skip("needs /proc to read the memory in use")
+
+    def growth(segment_s: str) -> float:
+        out = subprocess.run(
+            [sys.executable, "-c", GROWTH, str(tmp_path / f"{segment_s}.mp4"), segment_s],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=REPO,
+        )
+        assert out.returncode == 0, out.stderr
+        return float(out.stdout.strip().splitlines()[-1])
+
+    one_file, segmented = growth("none"), growth("2.0")
+    assert one_file > 1.0, f"one open MP4 grew {one_file:.2f} MiB over 30,000 frames"
+    assert segmented < one_file / 3, (
+        f"segments of 2,000 frames grew {segmented:.2f} MiB, one file {one_file:.2f}"
+    )
+
+
+def test_a_restart_continues_after_the_last_segment_on_disk(tmp_path: Path) -> None:
+    base = tmp_path / "out.mp4"
+    assert next_free_segment(base) == 0
+    base.write_bytes(b"")
+    assert next_free_segment(base) == 1
+    (tmp_path / "out.seg3.mp4").write_bytes(b"")
+    (tmp_path / "out.segX.mp4").write_bytes(b"")  # not ours
+    (tmp_path / "other.seg9.mp4").write_bytes(b"")
+    assert next_free_segment(base) == 4
+    assert segment_path(base, 4) == tmp_path / "out.seg4.mp4" and segment_path(base, 0) == base
