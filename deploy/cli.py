@@ -13,6 +13,8 @@ from bus.errors import FacestreamError
 from bus.logs import setup_logging
 
 log = logging.getLogger("facestream.cli")
+# match.index.INDEX_KINDS, spelled out so that start-up does not import FAISS (a test keeps them equal)
+INDEX_KINDS = ("flat", "hnsw", "ivf", "sketch")
 
 
 def _analyzer(args: argparse.Namespace):
@@ -57,25 +59,42 @@ def cmd_stage(args: argparse.Namespace) -> int:
     return run_stage(args.name, args.config, args.index, args.ready_file)
 
 
+def _print_conversion(gallery: Path, old: str | None, new: str | None) -> None:
+    if old is not None:
+        print(f"gallery {gallery}: index converted from {old} to {new}")
+
+
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from deploy.enroll import enroll, enroll_from_camera
+    from deploy.enroll import convert_gallery, enroll, enroll_from_camera
 
     if args.camera is not None:
         if args.sources:
             raise FacestreamError("give either photos or --camera, not both")
         if not args.name:
             raise FacestreamError("--camera needs --name: who is in front of the camera?")
-        snap = enroll_from_camera(
-            args.gallery, args.camera, args.name, _analyzer(args), args.frames, args.snapshot
+        cam = enroll_from_camera(
+            args.gallery, args.camera, args.name, _analyzer(args), args.frames, args.snapshot, args.index
         )
+        _print_conversion(args.gallery, cam.converted_from, args.index)
         print(f"enrolled {args.name}: 1 face from camera {args.camera}")
-        if snap is not None:
-            print(f"snapshot: {snap}")
+        if cam.snapshot is not None:
+            print(f"snapshot: {cam.snapshot}")
         print(f"gallery {args.gallery}: saved")
         return 0
     if not args.sources:
-        raise FacestreamError("nothing to enroll: give folders or images, or --camera SOURCE")
-    report = enroll(args.gallery, args.sources, _analyzer(args), name=args.name, progress=not args.quiet)
+        if args.index is None:
+            raise FacestreamError(
+                "nothing to enroll: give folders or images, --camera SOURCE, or --index KIND to convert"
+            )
+        old = convert_gallery(args.gallery, args.index)
+        if old is None:
+            print(f"gallery {args.gallery}: index is already {args.index}, unchanged")
+        _print_conversion(args.gallery, old, args.index)
+        return 0
+    report = enroll(
+        args.gallery, args.sources, _analyzer(args), name=args.name, progress=not args.quiet, index=args.index
+    )
+    _print_conversion(args.gallery, report.converted_from, args.index)
     for name, count in sorted(report.enrolled.items()):
         print(f"enrolled {name}: {count} photo{'s' if count != 1 else ''}")
     for path, reason in report.skipped:
@@ -155,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--frames", type=int, default=100, help="--camera: frames to try for a face")
     p.add_argument("--snapshot", type=Path, default=None, help="--camera: save the enrolled frame here")
+    p.add_argument(
+        "--index",
+        default=None,
+        choices=INDEX_KINDS,
+        help="FAISS index kind: a new gallery gets it (default flat), an existing one is converted; "
+        "without photos, only converts",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     face_options(p)
     p.set_defaults(func=cmd_enroll)

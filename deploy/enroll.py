@@ -13,6 +13,7 @@ from tqdm import tqdm
 from bus.errors import FacestreamError
 from deploy.faces import IMAGE_SUFFIXES, FaceAnalyzer
 from match.gallery import Gallery
+from match.index import IndexKind
 
 log = logging.getLogger("facestream.enroll")
 _NUMBERED = re.compile(r"^(.*?)[_-]\d+$")
@@ -50,16 +51,42 @@ def enrollment_items(source: Path, name: str | None = None) -> list[tuple[str, P
 
 @dataclass
 class EnrollReport:
-    enrolled: dict[str, int] = field(default_factory=dict)  # name -> photos added
+    enrolled: dict[str, int] = field(default_factory=dict)  # name -> photos (camera: faces) added
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # photo, reason
+    converted_from: IndexKind | None = None  # the index kind the gallery had, when it was changed
+    snapshot: Path | None = None  # camera: the enrolled frame, when it was asked for and written
 
 
-def open_or_create(path: Path, analyzer: FaceAnalyzer) -> Gallery:
+def with_index(gallery: Gallery, index: IndexKind | None) -> tuple[Gallery, IndexKind | None]:
+    """The gallery with the asked index kind, and the kind it had when that was another."""
+    if index is None or index == gallery.index_kind:
+        return gallery, None
+    return gallery.with_index(index), gallery.index_kind
+
+
+def open_or_create(
+    path: Path, analyzer: FaceAnalyzer, index: IndexKind | None = None
+) -> tuple[Gallery, IndexKind | None]:
+    """Load (and convert to `index`) or create a gallery; also the kind it had if converted."""
+    dim = analyzer.model.card.embedding_dim
     if Path(path).exists():
-        return Gallery.load(
-            path, expect_model_id=analyzer.model_id, expect_dim=analyzer.model.card.embedding_dim
-        )
-    return Gallery.create(analyzer.model_id, analyzer.model.card.embedding_dim, analyzer.threshold)
+        return with_index(Gallery.load(path, expect_model_id=analyzer.model_id, expect_dim=dim), index)
+    return Gallery.create(analyzer.model_id, dim, analyzer.threshold, index or "flat"), None
+
+
+def convert_gallery(path: Path, index: IndexKind) -> IndexKind | None:
+    """Change an existing gallery's index kind in place (saved atomically); returns the old kind.
+
+    None when it already had that kind (the file is not written). No model is needed: the
+    vectors are kept as they are.
+    """
+    if not Path(path).exists():
+        raise FacestreamError(f"gallery {path} not found: nothing to convert (give photos to create it)")
+    gallery, old = with_index(Gallery.load(path), index)
+    if old is not None:
+        gallery.save(path)
+        log.info("gallery %s: index converted from %s to %s", path, old, index)
+    return old
 
 
 def enroll(
@@ -68,11 +95,16 @@ def enroll(
     analyzer: FaceAnalyzer,
     name: str | None = None,
     progress: bool = True,
+    index: IndexKind | None = None,
 ) -> EnrollReport:
-    """Add every usable photo; a photo without a face is skipped and reported, never silently."""
+    """Add every usable photo; a photo without a face is skipped and reported, never silently.
+
+    `index` converts an existing gallery to that kind (or creates a new one with it); the
+    conversion is saved together with the new faces, so a failed enrollment changes nothing.
+    """
     items = [item for src in sources for item in enrollment_items(src, name)]
-    gallery = open_or_create(gallery_path, analyzer)
-    report = EnrollReport()
+    gallery, converted_from = open_or_create(gallery_path, analyzer, index)
+    report = EnrollReport(converted_from=converted_from)
     vectors: dict[str, list[np.ndarray]] = {}
     for person, photo in tqdm(items, desc="enrolling", unit="photo", disable=not progress):
         try:
@@ -99,17 +131,20 @@ def enroll_from_camera(
     analyzer: FaceAnalyzer,
     max_frames: int = 100,
     snapshot: Path | None = None,
-) -> Path | None:
+    index: IndexKind | None = None,
+) -> EnrollReport:
     """One-shot enrollment from a live camera (or a video): the first frame that shows a face.
 
     The largest face of that frame is enrolled; `snapshot` keeps the frame so that the user can
-    see whom they enrolled.
+    see whom they enrolled (report.snapshot is None when it could not be written). `index` as
+    in enroll().
     """
     import cv2
 
     from capture.sources import open_source
 
-    gallery = open_or_create(gallery_path, analyzer)
+    gallery, converted_from = open_or_create(gallery_path, analyzer, index)
+    report = EnrollReport(converted_from=converted_from)
     camera = open_source(source)
     try:
         for _ in range(max_frames):
@@ -122,10 +157,12 @@ def enroll_from_camera(
             best = max(found, key=lambda f: f.face.box[2] * f.face.box[3])
             gallery.add(name, best.vector[None, :])
             gallery.save(gallery_path)
+            report.enrolled[name] = 1
             if snapshot is not None and not cv2.imwrite(str(snapshot), frame):
                 log.warning("could not write the snapshot %s", snapshot)
-                return None
-            return snapshot
+                return report
+            report.snapshot = snapshot
+            return report
     finally:
         camera.close()
     raise FacestreamError(f"no face in the first {max_frames} frames of camera {source}")

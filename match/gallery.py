@@ -160,6 +160,20 @@ class Gallery:
     def set_threshold(self, value: float) -> None:
         self.threshold = check_threshold(value)
 
+    def with_index(self, kind: IndexKind) -> Gallery:
+        """The same rows, names, threshold and dates, searched with another kind of index.
+
+        The kind is fixed when a gallery is made (its FAISS index is built for it), so changing
+        it means a new gallery; this one is left as it was. The new index is built from the
+        vectors at the first search, as after a load.
+        """
+        other = Gallery(self.model_id, self.dim, self.threshold, kind)
+        other._buffer = self._vectors.copy()
+        other._names = list(self._names)
+        other._counts = dict(self._counts)
+        other.created, other.updated = self.created, self.updated
+        return other
+
     # --- search ------------------------------------------------------------------------------
     def identify(self, vectors: np.ndarray, threshold: float | None = None, k: int = 1) -> list[Identity]:
         """1:K: the closest enrolled person for each query row (Unknown below the threshold)."""
