@@ -9,8 +9,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
+import re
 import secrets
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,13 @@ FORMAT = "facestream-gallery"
 FORMAT_VERSION = 1
 MAX_META_CHARS = 256 << 20
 _MEMBERS = {"vectors.npy", "meta.npy"}
+_TOKEN_BYTES = 6
+# A temp file older than this was left by a writer that was killed mid-save (SIGKILL, power cut).
+# Younger ones may belong to a concurrent writer that is still writing or about to rename, so they
+# are never touched: a save takes well under a second, an hour is far beyond any live writer.
+STALE_TEMP_S = 3600.0
+
+log = logging.getLogger("facestream.match.store")
 
 
 def write_gallery_file(path: Path, meta: dict[str, Any], vectors: np.ndarray) -> None:
@@ -34,7 +44,7 @@ def write_gallery_file(path: Path, meta: dict[str, Any], vectors: np.ndarray) ->
     except OSError as exc:
         raise FacestreamError(f"cannot create the gallery folder {folder}: {exc.strerror}") from exc
     text = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **meta}, ensure_ascii=False)
-    tmp = folder / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    tmp = folder / f".{path.name}.{secrets.token_hex(_TOKEN_BYTES)}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
@@ -52,6 +62,26 @@ def write_gallery_file(path: Path, meta: dict[str, Any], vectors: np.ndarray) ->
             raise FacestreamError(f"cannot write gallery {path}: {exc.strerror or exc}") from exc
         raise
     _fsync_folder(folder)
+    _remove_stale_temps(path)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Delete temp files of this gallery (`.{name}.<hex>.tmp`) left by killed writers; never raise."""
+    # Exact pattern, so another gallery's temps (e.g. of `g.npz.bak`) are never matched.
+    pattern = re.compile(re.escape(f".{path.name}.") + f"[0-9a-f]{{{2 * _TOKEN_BYTES}}}" + r"\.tmp")
+    cutoff = time.time() - STALE_TEMP_S
+    try:
+        with os.scandir(path.parent) as it:
+            entries = list(it)
+    except OSError:
+        return
+    for entry in entries:
+        if not pattern.fullmatch(entry.name):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
+                log.info("removed stale gallery temp file %s (left by an interrupted save)", entry.path)
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -203,3 +208,82 @@ def test_foreign_model_refused(tmp_path: Path) -> None:
 def test_unreadable_path_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FacestreamError, match="cannot read gallery"):
         Gallery.load(tmp_path)  # a folder, not a file
+
+
+def _leftover_temp(folder: Path, gallery_name: str, age_s: float) -> Path:
+    """A temp file as a writer killed mid-save leaves it: 0600, half a zip, `age_s` old."""
+    tmp = folder / f".{gallery_name}.{os.urandom(6).hex()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(b"PK\x03\x04 half a zip")
+    when = time.time() - age_s
+    os.utime(tmp, (when, when))
+    return tmp
+
+
+def test_save_removes_stale_temps_of_the_same_gallery_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "gallery.npz"
+    make_gallery().save(path)
+    stale = _leftover_temp(tmp_path, "gallery.npz", 2 * 3600)
+    fresh = _leftover_temp(tmp_path, "gallery.npz", 60)  # could be a concurrent writer's
+    other = _leftover_temp(tmp_path, "other.npz", 2 * 3600)  # another gallery's: not ours to judge
+    prefixed = _leftover_temp(tmp_path, "gallery.npz.bak", 2 * 3600)  # name starts like ours
+    stale_dir = tmp_path / f".gallery.npz.{'ab' * 6}.tmp"
+    stale_dir.mkdir()  # not a file: left alone
+    os.utime(stale_dir, (time.time() - 7200,) * 2)
+    assert store.STALE_TEMP_S < 2 * 3600
+
+    with caplog.at_level(logging.INFO, logger="facestream.match.store"):
+        make_gallery(seed=1).save(path)
+
+    assert not stale.exists()
+    assert fresh.exists() and other.exists() and prefixed.exists() and stale_dir.is_dir()
+    assert folder_listing(tmp_path) == sorted(
+        ["gallery.npz", fresh.name, other.name, prefixed.name, stale_dir.name]
+    )
+    removed = [r.getMessage() for r in caplog.records if "stale gallery temp" in r.getMessage()]
+    assert len(removed) == 1 and str(stale) in removed[0]
+    assert Gallery.load(path).names == ["person 0", "person 1", "person 2"]
+
+
+_KILLED_WRITER = """
+import sys, time
+from pathlib import Path
+from match import store
+
+class Stuck:  # the writer hangs after creating its temp file, as if killed mid-write
+    def __array__(self, *args, **kwargs):
+        print("writing", flush=True)
+        time.sleep(60)
+
+store.write_gallery_file(Path(sys.argv[1]), {}, Stuck())
+"""
+
+
+def test_temp_of_a_killed_writer_is_removed_by_a_later_save(tmp_path: Path) -> None:
+    path = tmp_path / "gallery.npz"
+    make_gallery().save(path)
+    before = path.read_bytes()
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_WRITER, str(path)],
+        cwd=Path(__file__).resolve().parents[3],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "writing\n"
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    (left,) = [p for p in tmp_path.iterdir() if p.name != "gallery.npz"]
+    assert left.name.startswith(".gallery.npz.") and left.name.endswith(".tmp")
+    assert stat.S_IMODE(left.stat().st_mode) == 0o600 and path.read_bytes() == before
+
+    make_gallery(seed=1).save(path)  # young temp: could be a live writer's, so kept
+    assert left.exists()
+    os.utime(left, (time.time() - 2 * 3600,) * 2)
+    make_gallery(seed=2).save(path)
+    assert folder_listing(tmp_path) == ["gallery.npz"]
