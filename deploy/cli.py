@@ -42,11 +42,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from deploy.preflight import preflight
-    from deploy.supervisor import Supervisor, default_run_dir
+    from deploy.supervisor import Supervisor, default_run_dir, owns_run_dir
 
     config = load_config(args.config)
     preflight(config)
-    supervisor = Supervisor(config, args.config, default_run_dir(config))
+    supervisor = Supervisor(config, args.config, default_run_dir(config), owns_run_dir=owns_run_dir(config))
     code = supervisor.run()
     if code != 0 and supervisor.last_error:
         raise FacestreamError(supervisor.last_error)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,10 +99,15 @@ def _forward(stage: StageProcess, stream: IO[bytes], sink: IO[bytes]) -> None:
 
 
 class Supervisor:
-    def __init__(self, config: PipelineConfig, config_path: Path, run_dir: Path) -> None:
+    def __init__(
+        self, config: PipelineConfig, config_path: Path, run_dir: Path, *, owns_run_dir: bool = False
+    ) -> None:
+        """`owns_run_dir`: the run dir is a private folder made for this run (see `owns_run_dir()`);
+        it is removed once `run()` has stopped every stage. A configured folder is never removed."""
         self.config = config
         self.config_path = Path(config_path).resolve()
         self.run_dir = Path(run_dir)
+        self.owns_run_dir = owns_run_dir
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.stages: list[StageProcess] = [
             StageProcess(name, i, self.run_dir / f"{name}-{i}.ready")
@@ -287,11 +293,30 @@ class Supervisor:
         finally:
             self.stop()
             signal.signal(signal.SIGTERM, previous)
+            if self.owns_run_dir:
+                self._remove_run_dir()
+
+    def _remove_run_dir(self) -> None:
+        """Remove the private run dir (ready and *.state files); only after every stage has stopped."""
+        try:
+            shutil.rmtree(self.run_dir)
+        except OSError as exc:  # never fail a finished run over its scratch folder
+            log.debug("cannot remove the run dir %s: %s", self.run_dir, exc)
 
     def pids(self) -> dict[str, int]:
         return {s.label: s.proc.pid for s in self.stages if s.proc is not None and s.proc.poll() is None}
 
 
+def _configured_run_dir(config: PipelineConfig) -> Path | None:
+    return config.bus.ipc_dir if config.bus.transport == "ipc" and config.bus.ipc_dir else None
+
+
 def default_run_dir(config: PipelineConfig) -> Path:
-    base = config.bus.ipc_dir if config.bus.transport == "ipc" and config.bus.ipc_dir else None
+    base = _configured_run_dir(config)
     return Path(base) if base else Path(os.environ.get("TMPDIR", "/tmp")) / f"facestream-run-{os.getpid()}"
+
+
+def owns_run_dir(config: PipelineConfig) -> bool:
+    """True when `default_run_dir` is the per-pid folder facestream makes itself (tcp transport),
+    which the supervisor removes at the end; False for a user's bus.ipc_dir, which it leaves."""
+    return _configured_run_dir(config) is None
