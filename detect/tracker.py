@@ -5,8 +5,8 @@ alike (a 16x16 grey thumbnail, normalised cross-correlation): without the look c
 that puts another face at the same place would inherit the old face's name. A track is embedded
 when it starts, then only when a clearly better face of it shows up (quality gain) or when
 `reembed_interval_s` has passed; tracks not seen for `max_age_s` end. A young track is embedded
-again sooner (after 1/8, 1/4, 1/2 of the interval with `warmup` 3): its first embedding may be
-lost on the way (a worker host gone, a drop under load), and its name needs a few votes.
+again sooner (after half the interval with `warmup` 1; 1/8, 1/4, 1/2 with 3): its first
+embedding may be lost on the way (a worker host gone, a drop under load).
 
 Track ids are `n * TRACK_ID_STRIDE + worker`: unique across detect workers, and match can tell
 which worker a track comes from (docs/performance.md).
@@ -74,7 +74,7 @@ class Tracker:
     max_age_s: float = 1.0
     reembed_interval_s: float = 2.0
     reembed_gain: float = 0.25
-    warmup: int = 3  # halvings of the re-embed interval for a new track (0: none)
+    warmup: int = 1  # halvings of the re-embed interval for a new track (0: none)
     appearance_min: float = APPEARANCE_MIN
     worker: int = 0
     first_id: int | None = None  # None: random start, so a restarted worker reuses no recent id

@@ -74,6 +74,18 @@ def test_a_young_track_is_embedded_again_sooner() -> None:
     assert embedded_at == [0.0, 0.25, 0.75, 1.75, 3.75, 5.75, 7.75]
 
 
+def test_the_default_warmup_embeds_a_new_face_once_more_after_half_the_interval() -> None:
+    from bus.config import DetectConfig
+
+    cfg = DetectConfig()
+    tracker = Tracker(first_id=1, reembed_gain=10.0, max_age_s=5.0, warmup=cfg.reembed_warmup)
+    assert tracker.reembed_interval_s == cfg.reembed_interval_s == 2.0
+    embedded_at = [
+        round(step / 100, 2) for step in range(0, 600) if tracker.update([_obs(0, 0)], step / 100)[0].embed
+    ]
+    assert embedded_at == [0.0, 1.0, 3.0, 5.0]
+
+
 def test_lost_tracks_expire() -> None:
     tracker = Tracker(first_id=1, max_age_s=1.0)
     tid = tracker.update([_obs(0, 0)], 0.0)[0].track_id
