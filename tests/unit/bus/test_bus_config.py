@@ -46,3 +46,13 @@ def test_unknown_keys_and_duplicates_are_clear_errors(tmp_path: Path) -> None:
         load_config(bad)
     with pytest.raises(FacestreamError, match="cannot read config"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_the_annotated_example_config_is_valid() -> None:
+    """README points users at examples/pipeline.yaml: every key in it must still exist."""
+    from tests.conftest import REPO
+
+    config = load_config(REPO / "examples" / "pipeline.yaml")
+    assert [c.id for c in config.cameras] == ["door", "lobby", "recording"]
+    assert config.bus.heartbeat_s == 1.0 and config.bus.peer_timeout_s == 3.0
+    assert config.overlay.segment_s == 600.0
