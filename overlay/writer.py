@@ -96,7 +96,7 @@ class Mp4Writer:
         self.segment_frames += 1
 
     def _segment_full(self) -> bool:
-        return self.segment_s is not None and self.segment_frames >= round(self.segment_s * self.fps)
+        return self.segment_s is not None and self.segment_frames >= max(1, round(self.segment_s * self.fps))
 
     def _open(self, fps: float, size: tuple[int, int]) -> None:
         self.fps = fps if fps > 0 else FALLBACK_FPS
