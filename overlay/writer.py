@@ -70,7 +70,6 @@ class Mp4Writer:
         self.base = path
         self.segment_s = segment_s
         self.index = first_segment
-        self.path = segment_path(path, first_segment)
         self.paths: list[Path] = []
         self.frames = 0  # in all segments
         self.segment_frames = 0
@@ -83,9 +82,8 @@ class Mp4Writer:
         if self._writer is not None and self._segment_full():
             self.close()
             self.index += 1
-            self.path = segment_path(self.base, self.index)
         if self._writer is None:
-            self._open(fps if self.size is None or self.fps <= 0 else self.fps, (w, h))
+            self._open(self.fps or fps, (w, h))  # later segments keep the first segment's fps
         if (w, h) != self.size:
             # A reopened camera may come back at another resolution; the file keeps its first size.
             assert self.size is not None
@@ -94,6 +92,11 @@ class Mp4Writer:
         self._writer.write(frame)
         self.frames += 1
         self.segment_frames += 1
+
+    @property
+    def path(self) -> Path:
+        """The segment being written (or to be written next)."""
+        return segment_path(self.base, self.index)
 
     def _segment_full(self) -> bool:
         return self.segment_s is not None and self.segment_frames >= max(1, round(self.segment_s * self.fps))
