@@ -34,6 +34,22 @@ def _embedder_parity(model: Any, path: Path, card: ModelCard, photos: Path | Non
     return parity(model, path, to_input(crops, card))
 
 
+def _checked_embedder(
+    name: str, model: Any, path: Path, card: ModelCard, photos: Path | None, start: float
+) -> dict[str, Any]:
+    """Parity against Keras on real faces, then the file as embed will load it; the export's report."""
+    from trainer.onnx_export import check_embedder_file
+
+    diff = _embedder_parity(model, path, card, photos)
+    check_embedder_file(path)
+    return {
+        "model": name,
+        "onnx": str(path),
+        "parity_max_abs_diff": diff,
+        "seconds": time.monotonic() - start,
+    }
+
+
 def export_vggface(
     weights: Path, out: Path, layer: str = "fc8", photos: Path | None = None, threads: int | None = None
 ) -> dict[str, Any]:
@@ -41,7 +57,7 @@ def export_vggface(
     require_tf(threads)
     from trainer.nets.vggface import load_vggface_h5, vggface_card, vggface_classifier, vggface_descriptor
     from trainer.onnx_direct import convert_chain
-    from trainer.onnx_export import check_embedder_file, save
+    from trainer.onnx_export import save
 
     start = time.monotonic()
     classifier = vggface_classifier()
@@ -49,14 +65,7 @@ def export_vggface(
     model = vggface_descriptor(classifier, layer)
     card = vggface_card(layer, source=f"VGG-Face (Parkhi et al. 2015) {layer}, weights {Path(weights).name}")
     path = save(convert_chain(model), out, card.to_props())
-    diff = _embedder_parity(model, path, card, photos)
-    check_embedder_file(path)
-    return {
-        "model": "vggface",
-        "onnx": str(path),
-        "parity_max_abs_diff": diff,
-        "seconds": time.monotonic() - start,
-    }
+    return _checked_embedder("vggface", model, path, card, photos, start)
 
 
 def export_openface(
@@ -65,21 +74,14 @@ def export_openface(
     """Keras-OpenFace CSV weights folder -> ONNX via tf2onnx."""
     require_tf(threads)
     from trainer.nets.openface import load_openface_csv, openface_card, openface_nn4_small2
-    from trainer.onnx_export import check_embedder_file, export_embedder
+    from trainer.onnx_export import export_embedder
 
     start = time.monotonic()
     model = openface_nn4_small2()
     load_openface_csv(model, weights)
     card = openface_card()
     path = export_embedder(model, out, card)
-    diff = _embedder_parity(model, path, card, photos)
-    check_embedder_file(path)
-    return {
-        "model": "openface",
-        "onnx": str(path),
-        "parity_max_abs_diff": diff,
-        "seconds": time.monotonic() - start,
-    }
+    return _checked_embedder("openface", model, path, card, photos, start)
 
 
 def _mtcnn_batches(photos: Path) -> dict[str, np.ndarray]:
