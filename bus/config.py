@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bus.errors import FacestreamError
+from bus.tracks import MAX_DETECT_WORKERS
 
 
 class StrictModel(BaseModel):
@@ -86,7 +87,7 @@ class CameraConfig(StrictModel):
 
 class DetectConfig(StrictModel):
     backend: Literal["yunet", "haar", "mtcnn"] = "yunet"
-    workers: int = Field(default=1, ge=1, le=64)
+    workers: int = Field(default=1, ge=1, le=MAX_DETECT_WORKERS)  # each fits in a track id (bus.tracks)
     score_threshold: float = Field(default=0.7, ge=0.0, le=1.0)
     min_face: int = Field(default=16, ge=4)  # smallest face side, pixels
     max_side: int = Field(default=640, ge=64)  # frames are scaled down to this for detection
@@ -111,6 +112,10 @@ class DetectConfig(StrictModel):
     # a lost first embedding costs a fraction of the interval of name, not all of it. Each step
     # costs one embedding per new face (N=3 cost 5 % of the 2-core 4-feed throughput, N=1 ~3 %).
     reembed_warmup: int = Field(default=1, ge=0, le=10)
+    # Before a face is embedded, look at it again turned upright (detect.upright), so that faces
+    # rolled in the image plane are aligned level: 30-degree tilts went from similarity 0.16-0.82
+    # to 0.60-0.80 on the demo photos, for ~16 ms per embedded face with YuNet.
+    upright: bool = True
 
 
 class EmbedConfig(StrictModel):

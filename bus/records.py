@@ -15,8 +15,6 @@ from bus.errors import WireError
 from bus.wire import Message, encode
 
 Stamps = dict[str, int]
-# Track ids are n * TRACK_ID_STRIDE + detect worker index, unique across workers (docs/wire.md).
-TRACK_ID_STRIDE = 64
 _INT64 = 1 << 63  # seq, ts_ns and stamps are int64 for clients in any language
 
 
@@ -45,6 +43,9 @@ class Face:
     quality: float | None = None
     name: str | None = None
     similarity: float | None = None  # cosine similarity to the best gallery match
+    # True: this frame's box comes from the face's own track (unchanged pixels, or followed by
+    # template matching), not from a detection run on this frame; viewers draw it marked.
+    tracked: bool = False
 
     def __post_init__(self) -> None:
         if len(self.box) != 4:
@@ -72,6 +73,7 @@ class Face:
             "quality": self.quality,
             "name": self.name,
             "similarity": None if self.similarity is None else round(float(self.similarity), 5),
+            "tracked": bool(self.tracked),
         }
         return out
 
@@ -93,11 +95,18 @@ class Face:
                 quality=None if data.get("quality") is None else float(data["quality"]),
                 name=None if data.get("name") is None else str(data["name"]),
                 similarity=None if data.get("similarity") is None else float(data["similarity"]),
+                tracked=_bool(data.get("tracked", False)),
             )
         except WireError:
             raise
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise WireError("bad_field", f"face entry is malformed: {exc}") from exc
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise WireError("bad_field", f"expected true or false, got {value!r}")
+    return value
 
 
 def _opt_int(value: Any) -> int | None:

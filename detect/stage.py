@@ -1,12 +1,15 @@
-"""The detect worker: newest frame per camera in, faces and their crops out to embed.
+"""The detect worker: newest frame per camera in, faces out: with crops to embed, without to match.
 
 Frames that wait while a frame is being detected are stale: only the newest of each camera is
-detected, the others are counted as drops (hop "capture->detect"). Output never blocks: when
-every embed worker is full the result is dropped and counted (hop "detect->embed").
+detected, the others are counted as drops (hop "capture->detect").
 
 With detect.track, faces are tracked per camera (detect.tracker) and only a track's new or
 clearly better faces (or one per reembed_interval_s) get a crop; the others travel with their
-track_id and crop_index None, and match gives them the track's name.
+track_id and crop_index None, and match gives them the track's name. A frame with a crop goes
+to an embed worker; a frame without one goes straight to match, so its boxes never wait behind
+(or get dropped by) a busy embedder. Output never blocks: when every embed worker is full, the
+frame's faces go to match without their crops (the boxes still reach the viewer) and the tracks
+ask for an embedding again at their next frame (hop "detect->embed" counts it).
 """
 
 from __future__ import annotations
@@ -22,12 +25,14 @@ from bus.errors import FacestreamError, WireError
 from bus.records import EndOfStream, Face, FaceCrops, Frame, Record
 from bus.sockets import drain
 from bus.stage import Stage, since_capture_s
-from bus.topology import Endpoint, all_endpoints
+from bus.topology import Endpoint, all_endpoints, endpoint
+from bus.tracks import check_worker
 from detect.base import Detector, big_enough
 from detect.crops import crop_face
 from detect.factory import make_detector
 from detect.quality import face_quality
 from detect.tracker import Observation, Tracker, thumbnail
+from detect.upright import upright_landmarks
 
 EOS_WAIT_MS = 1000  # an end-of-stream may wait this long for room downstream; frames never wait
 
@@ -36,6 +41,7 @@ class DetectStage(Stage):
     name = "detect"
 
     def on_start(self) -> None:
+        check_worker(self.index, self.config.detect.workers)
         if self.config.detect.threads:
             cv2.setNumThreads(self.config.detect.threads)  # this process only; see DetectConfig
         self.detector: Detector = make_detector(self.config.detect)  # a bad model fails before sockets
@@ -43,6 +49,7 @@ class DetectStage(Stage):
         outs = [e.connect for e in all_endpoints(self.config, "embed_in")]
         self.pull = self.socket(zmq.PULL, connect=works)
         self.push = self.socket(zmq.PUSH, connect=outs)
+        self.to_match = self.socket(zmq.PUSH, connect=[endpoint(self.config.bus, "match_in").connect])
         self.inputs.append(self.pull)
         self.trackers: dict[str, Tracker] = {}
         self.log.info(
@@ -102,13 +109,30 @@ class DetectStage(Stage):
             self.reject(WireError("detect_failed", f"camera {camera} seq {frame.seq}: {exc}"))
             return
         compute = time.perf_counter() - start
-        try:
-            self.push.send_multipart(out.to_frames(), flags=zmq.NOBLOCK, copy=False)
-        except zmq.Again:
-            self.metrics.drop(camera, "detect->embed")
-        else:
+        if out.crops and not self._send(self.push, out, "detect->embed"):
+            self._crops_not_sent(out)
+            out = FaceCrops(out.camera_id, out.seq, out.ts_ns, out.stamps, out.frame_size, out.faces)
+        if out.crops or self._send(self.to_match, out, "detect->match"):
             self.metrics.inc_out(camera)
         self.metrics.observe(camera, compute, since_capture_s(frame))
+
+    def _send(self, sock: zmq.Socket[Any], out: FaceCrops, hop: str) -> bool:
+        try:
+            sock.send_multipart(out.to_frames(), flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            self.metrics.drop(out.camera_id, hop)
+            return False
+        return True
+
+    def _crops_not_sent(self, out: FaceCrops) -> None:
+        """Every embed worker was full: the faces go on without crops, their tracks ask again."""
+        tracker = self.trackers.get(out.camera_id)
+        if tracker is not None:
+            tracker.unsent(
+                {f.track_id for f in out.faces if f.crop_index is not None and f.track_id is not None}
+            )
+        for face in out.faces:
+            face.crop_index = None
 
     def find_faces(self, frame: Frame) -> FaceCrops:
         cfg = self.config.detect
@@ -120,6 +144,10 @@ class DetectStage(Stage):
         for face, embed in zip(faces, wanted, strict=True):
             if not embed:
                 continue
+            if cfg.upright and face.landmarks is not None:
+                level = upright_landmarks(self.detector, frame.image, face)
+                if level is not None:
+                    face.landmarks = level
             crop, origin = crop_face(frame.image, face, cfg.crop_margin)
             face.crop_index = len(crops)
             face.crop_origin = origin

@@ -88,6 +88,8 @@ class YuNetDetector:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
             image = cv2.resize(image, size, interpolation=interp)
+        if min(size) < RELIABLE_FACE:
+            return []  # a sliver once scaled (e.g. 3000x20 -> 4x640): no face fits, YuNet may invent one
         _, rows = self._net(size).detect(image)
         if rows is None:
             return []
@@ -98,6 +100,8 @@ class YuNetDetector:
                 continue
             x, y = row[0:2] * back
             w, h = row[2:4] * back
+            if not (0 <= x + w / 2 < width and 0 <= y + h / 2 < height):
+                continue  # centred outside the image: not a face in it
             face = Face(
                 box=(float(x), float(y), float(w), float(h)),
                 score=float(row[14]),

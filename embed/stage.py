@@ -3,13 +3,16 @@
 Everything waiting on the input (several cameras) is aligned and embedded in one model call:
 batching is what keeps a CPU embedder ahead of many feeds. When it falls behind (more crops wait
 than one batch holds, or more than two frames of one camera), only the newest frame of each
-camera is embedded (drop-oldest, hop "detect->embed", see embed.conflate): a slow embedder never
-works through a stale backlog.
+camera is embedded (see embed.conflate): a slow embedder never works through a stale backlog.
+The older frames' crops are not embedded (counted on hop "detect->embed" as shed crops) but their
+faces still go on to match without vectors, so every detected frame keeps its boxes and its
+tracks' names.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -70,11 +73,14 @@ class EmbedStage(Stage):
             work, dropped = conflate(frames)
         else:
             work, dropped = keep_all(frames), []
+        shed = {id(rec): _without_crops(rec, self.model.model_id, self.model.dim) for rec in dropped}
         for rec in dropped:
             self.metrics.drop(rec.camera_id, HOP_IN)
         vectors, seconds = self._embed_all(work)
         for rec in records:
-            if isinstance(rec, FaceCrops) and id(rec) in vectors:
+            if id(rec) in shed:
+                self._send(shed[id(rec)].to_frames(), rec.camera_id)
+            elif isinstance(rec, FaceCrops) and id(rec) in vectors:
                 out = Embeddings(
                     camera_id=rec.camera_id,
                     seq=rec.seq,
@@ -126,3 +132,17 @@ class EmbedStage(Stage):
             return False
         self.metrics.inc_out(camera)
         return True
+
+
+def _without_crops(rec: FaceCrops, model_id: str, dim: int) -> Embeddings:
+    """A frame whose crops were shed: its faces, none with a vector (their tracks keep their names)."""
+    return Embeddings(
+        camera_id=rec.camera_id,
+        seq=rec.seq,
+        ts_ns=rec.ts_ns,
+        stamps={**rec.stamps, "embed": time.time_ns()},
+        frame_size=rec.frame_size,
+        faces=[replace(face, crop_index=None) for face in rec.faces],
+        vectors=np.zeros((0, dim), np.float32),
+        model_id=model_id,
+    )

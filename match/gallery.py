@@ -97,6 +97,7 @@ class Gallery:
         self._buffer = np.zeros((0, dim), np.float32)  # grows by doubling; rows [:len(self)] used
         self._names: list[str] = []
         self._counts: dict[str, int] = {}  # rows per person, kept in step with _names
+        self._rows: dict[str, list[int]] | None = None  # name -> its rows, built when first asked
         self._index = VectorIndex(index, dim)
         self._stale = True  # the FAISS index must be rebuilt before the next search
 
@@ -123,9 +124,16 @@ class Gallery:
     def counts(self) -> dict[str, int]:
         return dict(sorted(self._counts.items()))
 
+    def _rows_of(self, name: str) -> list[int]:
+        if self._rows is None:
+            rows: dict[str, list[int]] = {}
+            for i, n in enumerate(self._names):
+                rows.setdefault(n, []).append(i)
+            self._rows = rows
+        return self._rows.get(name, [])
+
     def vectors_of(self, name: str) -> np.ndarray:
-        rows = [i for i, n in enumerate(self._names) if n == name]
-        return self._vectors[rows].copy()
+        return self._vectors[self._rows_of(name)].copy()
 
     def add(self, name: str, vectors: np.ndarray) -> int:
         """Enroll one or more vectors of one person; returns how many rows were added."""
@@ -141,6 +149,7 @@ class Gallery:
         self._buffer[used : used + len(mat)] = mat
         self._names.extend([name] * len(mat))
         self._counts[name] = self._counts.get(name, 0) + len(mat)
+        self._rows = None
         if not self._stale and self._index.can_append(len(self._names)):
             self._index.append(mat)
         else:
@@ -154,6 +163,7 @@ class Gallery:
             self._buffer = np.ascontiguousarray(self._vectors[keep])
             self._names = [self._names[i] for i in keep]
             del self._counts[name]
+            self._rows = None
             self._stale = True
         return removed
 
@@ -221,13 +231,13 @@ class Gallery:
 
     def verify_name(self, name: str, vector: np.ndarray) -> float:
         """1:1 against an enrolled person: the best similarity over that person's vectors."""
-        mine = self.vectors_of(name)
-        if len(mine) == 0:
+        rows = self._rows_of(name)
+        if not rows:
             raise FacestreamError(f"{name!r} is not enrolled in this gallery")
         query = _as_matrix(vector, self.dim, "embedding to verify")
         if len(query) != 1:
             raise FacestreamError("verify_name takes one embedding")
-        return max(-1.0, min(1.0, float((mine @ query[0]).max())))
+        return max(-1.0, min(1.0, float((self._vectors[rows] @ query[0]).max())))
 
     def _ensure_index(self) -> None:
         if self._stale:

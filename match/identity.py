@@ -1,25 +1,33 @@
-"""A stable name per face track: every embedding is one vote, the shown name changes only on a majority.
+"""A stable name per face track: every embedding is one vote, and a vote against the name withdraws it.
 
 Detect embeds a track only now and then; its other frames carry the track id and no vector, and
 get the track's name here. Match sees the frames of every detect worker, so it also joins the
 tracks that different workers started for one face (each worker tracks the frames it gets):
 a new track takes over the identity it overlaps (IoU) unless that identity already has a live
 track from the same worker, which then means another face (e.g. after a scene cut).
+
+The shown name is a claim about the face on the track, and it must stay true. Votes smooth
+between names that both fit (two similar people above the threshold: the majority wins), but an
+embedding that does not match the shown name at all (below the threshold for it: "Unknown", or
+another person while the shown one is out of reach) vetoes it at once: the track starts over
+with that vote, so another person stepping into the same place never wears the old name.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bus.geometry import box_iou
-from bus.records import TRACK_ID_STRIDE, Face
+from bus.records import Face
+from bus.tracks import worker_of
 
 MIN_WEIGHT = 0.05  # a vote's weight is the face quality, but never nothing
+UNKNOWN = "Unknown"
 
-
-def worker_of(track_id: int) -> int:
-    return track_id % TRACK_ID_STRIDE
+# (face position, name) -> does this frame's embedding of that face match that name?
+Supports = Callable[[int, str], bool]
 
 
 @dataclass(frozen=True)
@@ -39,8 +47,13 @@ class Person:
     members: dict[int, float] = field(default_factory=dict)  # detect track id -> last seen
     name: str | None = None
 
-    def vote(self, name: str, similarity: float, quality: float | None) -> None:
+    def vote(self, name: str, similarity: float, quality: float | None, backs_shown: bool = True) -> None:
+        """Count one embedding; `backs_shown` False: it does not match the shown name (a veto)."""
         weight = 1.0 if quality is None else max(MIN_WEIGHT, min(1.0, quality))
+        shown_known = self.name is not None and self.name != UNKNOWN
+        if shown_known and name != self.name and (name == UNKNOWN or not backs_shown):
+            self.votes.clear()  # the claim is withdrawn; this embedding starts a new one
+            self.name = None
         self.votes.append(Vote(name, similarity, weight))
         tally: dict[str, float] = {}
         for v in self.votes:
@@ -98,9 +111,18 @@ class TrackNames:
         return best
 
     def name_faces(
-        self, camera: str, now_s: float, faces: list[Face], found: dict[int, tuple[str, float]]
+        self,
+        camera: str,
+        now_s: float,
+        faces: list[Face],
+        found: dict[int, tuple[str, float]],
+        supports: Supports | None = None,
     ) -> None:
-        """Fill name and similarity of every face; `found` maps face position -> this frame's match."""
+        """Fill name and similarity of every face; `found` maps face position -> this frame's match.
+
+        `supports` answers whether a face's embedding matches a given name (above the threshold
+        for that person); without it, only an "Unknown" vote can veto a name.
+        """
         people = self._expire(camera, now_s)
         taken: set[int] = set()
         for pos, face in enumerate(faces):
@@ -116,5 +138,9 @@ class TrackNames:
             person.members[face.track_id] = now_s
             person.box, person.last_seen = face.box, max(person.last_seen, now_s)
             if match is not None:
-                person.vote(match[0], match[1], face.quality)
+                shown = person.name
+                backs = True
+                if supports is not None and shown is not None and shown not in (match[0], UNKNOWN):
+                    backs = supports(pos, shown)
+                person.vote(match[0], match[1], face.quality, backs)
             face.name, face.similarity = person.name, person.similarity

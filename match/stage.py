@@ -1,11 +1,14 @@
 """The match process: owns the gallery, names every embedded face, publishes results.
 
-Embeddings arrive on one PULL socket from any number of embed workers; results go out on one
-PUB socket to overlay and any event consumer. The gallery file is watched and hot-reloaded, so
+Embeddings arrive on one PULL socket from any number of embed workers, and so do the faces of
+frames that need no embedding, straight from detect (they must not wait behind embed, nor be
+dropped by it when it falls behind); results go out on one PUB socket to overlay and any event
+consumer. The gallery file is watched and hot-reloaded, so
 enrolling a new person needs no restart.
 
 Everything waiting is searched in one FAISS call (a backlog costs one search, not one per frame),
-and tracked faces get their track's smoothed name (match.identity), so names do not flicker.
+and tracked faces get their track's smoothed name (match.identity), so names do not flicker;
+an embedding that does not match a track's name withdraws it at once.
 Each result carries `published`, its number among this camera's results, so a subscriber can
 count what the PUB hop dropped.
 """
@@ -21,7 +24,7 @@ import numpy as np
 import zmq
 
 from bus.errors import FacestreamError, WireError
-from bus.records import Embeddings, EndOfStream, MatchResult, Record
+from bus.records import Embeddings, EndOfStream, FaceCrops, MatchResult, Record
 from bus.stage import Stage, since_capture_s
 from bus.topology import endpoint
 from match.gallery import Gallery, Identity, file_signature
@@ -74,6 +77,8 @@ class MatchStage(Stage):
             waiting[record.camera_id] = waiting.get(record.camera_id, 0) + 1
         for camera, count in waiting.items():
             self.metrics.set_camera_depth(camera, count)
+        converted = [self._as_embeddings(r) if isinstance(r, FaceCrops) else r for r in records]
+        records = [r for r in converted if r is not None]
         usable = [r for r in records if isinstance(r, Embeddings) and self._usable(r)]
         started = time.perf_counter()
         found = self._search(usable)
@@ -91,6 +96,22 @@ class MatchStage(Stage):
                 )
             elif not isinstance(record, Embeddings):
                 self.reject(WireError("unexpected_kind", f"match takes embeddings, got {record.KIND!r}"))
+
+    def _as_embeddings(self, faces: FaceCrops) -> Embeddings | None:
+        """A frame none of whose faces needs a new embedding, as embeddings with no vectors."""
+        if faces.crops:
+            self.reject(WireError("unexpected_kind", "faces with crops go to embed, not to match"))
+            return None
+        return Embeddings(
+            camera_id=faces.camera_id,
+            seq=faces.seq,
+            ts_ns=faces.ts_ns,
+            stamps=faces.stamps,
+            frame_size=faces.frame_size,
+            faces=faces.faces,
+            vectors=np.zeros((0, self.gallery.dim), np.float32),
+            model_id=self.gallery.model_id,
+        )
 
     def _usable(self, record: Embeddings) -> bool:
         if record.model_id != self.gallery.model_id:
@@ -140,7 +161,18 @@ class MatchStage(Stage):
             for pos, face in enumerate(record.faces)
             if face.crop_index is not None
         }
-        self.names.name_faces(record.camera_id, record.ts_ns / 1e9, record.faces, by_position)
+        threshold = self.threshold
+
+        def supports(pos: int, name: str) -> bool:
+            row = record.faces[pos].crop_index
+            if row is None:
+                return True
+            try:
+                return self.gallery.verify_name(name, record.vectors[row]) >= threshold
+            except FacestreamError:  # the name left the gallery (a reload): nothing backs it
+                return False
+
+        self.names.name_faces(record.camera_id, record.ts_ns / 1e9, record.faces, by_position, supports)
         count = self._published.get(record.camera_id, 0) + 1
         self._published[record.camera_id] = count
         result = MatchResult(

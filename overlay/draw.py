@@ -1,6 +1,9 @@
 """Draw recognised faces onto a copy of a frame: box, name + similarity, landmark dots.
 
-Sizes follow the frame's short side so that labels stay legible on 176x144 and on 1080p.
+A face detected in this very frame gets a full rectangle; a face whose box its track carried
+into this frame (unchanged picture, or followed by template matching) gets corner brackets
+only, so a viewer can tell a measured box from a carried one. Sizes follow the frame's short
+side so that labels stay legible on 176x144 and on 1080p.
 """
 
 from __future__ import annotations
@@ -47,11 +50,12 @@ def draw_faces(
     frame: np.ndarray,
     faces: Sequence[Face],
     frame_size: tuple[int, int] | None = None,
-    stale: bool = False,
+    no_result: bool = False,
 ) -> np.ndarray:
     """Return a drawn copy of `frame`; `frame_size` (w, h) rescales boxes found on another size.
 
-    `stale` marks a frame drawn with an older result (its own never arrived): a small grey tag.
+    `no_result` marks a frame shown without its result (it never arrived in time): a small grey
+    tag, and no boxes, since another frame's boxes and names would not belong to this picture.
     """
     out = np.ascontiguousarray(frame).copy()
     h, w = out.shape[:2]
@@ -64,14 +68,28 @@ def draw_faces(
         x0, y0 = round(x * sx), round(y * sy)
         x1, y1 = round((x + bw) * sx), round((y + bh) * sy)
         color = face_color(face)
-        cv2.rectangle(out, (x0, y0), (x1, y1), color, box_t, cv2.LINE_8)
+        if face.tracked:
+            _brackets(out, (x0, y0, x1, y1), color, box_t)
+        else:
+            cv2.rectangle(out, (x0, y0), (x1, y1), color, box_t, cv2.LINE_8)
         if face.landmarks is not None:
             for lx, ly in face.landmarks:
                 cv2.circle(out, (round(lx * sx), round(ly * sy)), dot, LANDMARK_COLOR, -1, cv2.LINE_AA)
         _label(out, face_label(face), (x0, y0, x1, y1), color, scale, thick)
-    if stale:
-        _tag(out, "stale", scale)
+    if no_result:
+        _tag(out, "no result", scale)
     return out
+
+
+def _brackets(
+    img: np.ndarray, box: tuple[int, int, int, int], color: tuple[int, int, int], thick: int
+) -> None:
+    """The four corners of a box, each arm a quarter of the side."""
+    x0, y0, x1, y1 = box
+    arm_x, arm_y = max(2, (x1 - x0) // 4), max(2, (y1 - y0) // 4)
+    for cx, cy, dx, dy in ((x0, y0, 1, 1), (x1, y0, -1, 1), (x0, y1, 1, -1), (x1, y1, -1, -1)):
+        cv2.line(img, (cx, cy), (cx + dx * arm_x, cy), color, thick, cv2.LINE_8)
+        cv2.line(img, (cx, cy), (cx, cy + dy * arm_y), color, thick, cv2.LINE_8)
 
 
 def _label(

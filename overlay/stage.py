@@ -1,83 +1,43 @@
-"""The overlay process: join frames with their match results, draw, write MP4/JSON lines, serve MJPEG.
+"""The overlay process: each frame with its own result, drawn, written to MP4 and JSON lines, served live.
 
-Frames and results travel on different paths, so they are joined by (camera_id, seq). A frame
-whose result never comes (dropped downstream) waits at most `hold_s`, then is drawn with the
-camera's latest result and marked stale; frames are always written in seq order per camera.
+The pieces live in their own modules: the join by (camera, seq) in overlay.join (no frame ever
+borrows another frame's result), per-camera state and end in overlay.camera, counters and the
+summary in overlay.tally, drawing in overlay.draw, video files in overlay.writer, the live page
+in overlay.mjpeg. This class wires them to the sockets.
 
-Video is written in segments of `overlay.segment_s` (overlay.writer). Restarted by the supervisor
-after a crash (FACESTREAM_RESTARTS > 0), the overlay cannot append to the MP4 it was writing (mp4v
-files are only playable once closed): it starts at the next free segment number, appends to the
-results log instead of truncating it, and its summary covers the frames since the restart.
+Each camera's frames come on a socket of their own, connected to that camera's capture only, so
+a frame or an end-of-stream can be checked against the link it came over.
+
+Restarted by the supervisor after a crash (FACESTREAM_RESTARTS > 0), the overlay cannot append
+to the MP4 it was writing (mp4v files are only playable once closed): it starts at the next free
+segment number, appends to the results log, and its summary covers the frames since the restart.
 """
 
 from __future__ import annotations
 
-import heapq
 import json
 import os
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar
 
-import numpy as np
 import zmq
 
-from bus.records import EndOfStream, Face, Frame, MatchResult, Record
+from bus.config import PipelineConfig
+from bus.errors import WireError
+from bus.records import EndOfStream, Frame, MatchResult, Record
 from bus.stage import Stage
-from bus.topology import all_endpoints, endpoint
-from overlay.draw import UNKNOWN, draw_faces
+from bus.topology import endpoint
+from overlay.camera import CameraView
+from overlay.draw import draw_faces
+from overlay.join import FrameJoin, Joined
 from overlay.mjpeg import MjpegServer
-from overlay.writer import Mp4Writer, camera_output, check_writable, next_free_segment
-
-MAX_BUFFERED_FRAMES = 512  # per camera: beyond this the oldest frame is written without waiting
-MAX_PENDING_RESULTS = 1024  # per camera: results whose frame has not arrived (yet)
-LATENCY_SAMPLES = 10_000
-MAX_STALE_S = 2.0  # a stale frame borrows the latest result only if captured within this of it
+from overlay.results_log import ResultsLog
+from overlay.tally import run_summary
+from overlay.writer import Mp4Writer, camera_output, next_free_segment
 
 
-@dataclass
-class _Waiting:
-    frame: Frame
-    arrived: float  # time.monotonic() when the overlay received it
-
-
-@dataclass
-class _Camera:
-    """Join buffers and counters of one camera."""
-
-    camera_id: str
-    writer: Mp4Writer | None = None
-    frames: dict[int, _Waiting] = field(default_factory=dict)
-    order: list[int] = field(default_factory=list)  # heap of buffered seqs
-    results: dict[int, tuple[MatchResult, int]] = field(default_factory=dict)  # seq -> (result, arrival ns)
-    latest: MatchResult | None = None
-    written_seq: int = -1
-    max_frame_seq: int = -1
-    ended: bool = False
-    eos_on_frames: bool = False
-    last_seq: int = -1
-    end_reason: str = ""
-    written: int = 0
-    fresh: int = 0
-    stale: int = 0
-    faces: int = 0
-    unknown: int = 0
-    missing: int = 0
-    late: int = 0
-    published: int = 0  # the last result's number from match (gaps: results the PUB hop dropped)
-    identities: set[str] = field(default_factory=set)
-    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
-
-    def done(self) -> bool:
-        """Ended, nothing buffered, and every frame up to the last seq has arrived or cannot anymore."""
-        if not self.ended or self.frames:
-            return False
-        return self.eos_on_frames or max(self.written_seq, self.max_frame_seq) >= self.last_seq
-
-
-def _restart_count() -> int:
+def restart_count() -> int:
     """How often the supervisor restarted this process (deploy/supervisor.py sets it)."""
     try:
         return max(0, int(os.environ.get("FACESTREAM_RESTARTS", "0")))
@@ -89,42 +49,53 @@ class OverlayStage(Stage):
     name: ClassVar[str] = "overlay"
     poll_ms: ClassVar[int] = 20
 
-    def on_start(self) -> None:
-        cfg = self.config
-        ov = cfg.overlay
-        self._finished = False
-        self.summary: dict[str, Any] | None = None
-        self.log_file: IO[str] | None = None
-        self.mjpeg: MjpegServer | None = None
-        self.cameras: dict[str, _Camera] = {}
-        self.restarts = _restart_count()
-        for cam in cfg.cameras:
+    def __init__(self, config: PipelineConfig, index: int = 0, ready_file: Path | None = None) -> None:
+        super().__init__(config, index, ready_file)
+        ov = config.overlay
+        self.restarts = restart_count()
+        self.cameras: dict[str, CameraView] = {}
+        for cam in config.cameras:
             writer = None
             if ov.output is not None:
-                path = camera_output(ov.output, cam.id, len(cfg.cameras))
+                path = camera_output(ov.output, cam.id, len(config.cameras))
                 # A fresh run replaces the previous output; a restarted one keeps what is there.
                 first = next_free_segment(path) if self.restarts else 0
                 writer = Mp4Writer(path, ov.segment_s, first)
-            self.cameras[cam.id] = _Camera(cam.id, writer=writer)
+            view = CameraView(cam.id, FrameJoin(ov.hold_s), writer, restarted=self.restarts > 0)
+            self.cameras[cam.id] = view
+        self.frame_links: dict[zmq.Socket[Any], str] = {}  # each camera's own frames socket
+        self.results_sock: zmq.Socket[Any] | None = None
+        self.results_log: ResultsLog | None = None
+        self.mjpeg: MjpegServer | None = None
+        self.summary: dict[str, Any] | None = None
+        self._running = False  # on_start completed: a stop must then leave a playable video
+        self._finished = False
+        self._started = time.monotonic()
+        self._first_input: float | None = None
+        self._last_input = self._started
+        self._last_write: float | None = None
+        self._unknown_cams: set[str] = set()
+
+    def on_start(self) -> None:
+        cfg = self.config
+        ov = cfg.overlay
         if ov.results_log is not None:
-            check_writable(ov.results_log, "results log")
-            self.log_file = ov.results_log.open("a" if self.restarts else "w", buffering=1)
+            self.results_log = ResultsLog(ov.results_log, append=self.restarts > 0)
         if self.restarts:
             names = sorted(c.writer.path.name for c in self.cameras.values() if c.writer is not None)
             self.log.warning("restarted (%d); video goes on in %s", self.restarts, ", ".join(names) or "-")
         if ov.mjpeg_port is not None:
             self.mjpeg = MjpegServer(ov.mjpeg_host, ov.mjpeg_port, list(self.cameras))
             self.log.info("live view on %s", self.mjpeg.url)
-        frames = [e.connect for e in all_endpoints(cfg, "frames")]
-        self.frames_sock = self.socket(zmq.SUB, connect=frames, subscribe=b"")
-        results = [endpoint(cfg.bus, "results").connect]
-        self.results_sock = self.socket(zmq.SUB, connect=results, subscribe=b"")
-        self.inputs.extend([self.frames_sock, self.results_sock])
-        self._started = time.monotonic()
-        self._first_input: float | None = None
-        self._last_input = time.monotonic()
-        self._last_write: float | None = None
-        self._unknown_cams: set[str] = set()
+        for i, cam in enumerate(cfg.cameras):
+            sock = self.socket(zmq.SUB, connect=[endpoint(cfg.bus, "frames", i).connect], subscribe=b"")
+            self.frame_links[sock] = cam.id
+            self.inputs.append(sock)
+        self.results_sock = self.socket(
+            zmq.SUB, connect=[endpoint(cfg.bus, "results").connect], subscribe=b""
+        )
+        self.inputs.append(self.results_sock)
+        self._running = True
 
     # --- input -----------------------------------------------------------------------------
     def process_batch(self, records: list[Record], source: zmq.Socket[Any]) -> None:
@@ -134,153 +105,96 @@ class OverlayStage(Stage):
             self._first_input = now
         for record in records:
             self.process(record, source)
-        self._emit_all(now)
+        self._release_all(now)
 
     def process(self, record: Record, source: zmq.Socket[Any]) -> None:
-        cam = self.cameras.get(record.camera_id)
-        if cam is None:
+        link = self.frame_links.get(source)  # None: the results socket
+        if link is not None and record.camera_id != link:
+            self.reject(
+                WireError("wrong_camera", f"camera {link}'s link carried a {record.camera_id!r} message")
+            )
+            return
+        view = self.cameras.get(record.camera_id)
+        if view is None:
             if record.camera_id not in self._unknown_cams:
                 self._unknown_cams.add(record.camera_id)
                 self.log.warning("ignoring camera %r: it is not in the config", record.camera_id)
             return
-        if isinstance(record, Frame):
-            self.metrics.inc_in(cam.camera_id)
-            self._add_frame(cam, record)
-        elif isinstance(record, MatchResult):
-            self.metrics.inc_in(cam.camera_id)
-            self._add_result(cam, record)
+        if isinstance(record, Frame) and link is not None:
+            self.metrics.inc_in(view.camera_id)
+            if not view.add_frame(record, time.monotonic()):
+                self.metrics.drop(view.camera_id, "overlay_late_frame")
+        elif isinstance(record, MatchResult) and link is None:
+            self.metrics.inc_in(view.camera_id)
+            self._add_result(view, record)
         elif isinstance(record, EndOfStream):
-            cam.ended = True
-            cam.last_seq = max(cam.last_seq, record.seq)
-            cam.end_reason = cam.end_reason or record.reason
-            if source is self.frames_sock:
-                cam.eos_on_frames = True
-            self.log.info("camera %s ended (%s) at seq %d", cam.camera_id, record.reason, record.seq)
+            if link is None:
+                return  # match passes ends on; only the camera's own capture may end it here
+            view.end(record)
+            self.log.info("camera %s ended (%s) at seq %d", view.camera_id, record.reason, record.seq)
+        else:
+            self.reject(
+                WireError(
+                    "unexpected_kind",
+                    f"a {record.KIND!r} on the overlay's {'frames' if link else 'results'} link",
+                )
+            )
 
-    def _add_frame(self, cam: _Camera, frame: Frame) -> None:
-        seq = frame.seq
-        if seq <= cam.written_seq or seq in cam.frames or (cam.ended and seq > cam.last_seq):
-            cam.late += 1
-            self.metrics.drop(cam.camera_id, "overlay_late_frame")
-            return
-        if cam.max_frame_seq < 0 and self.restarts:
-            cam.max_frame_seq = seq - 1  # frames before a restart of the overlay are not missing
-        if seq > cam.max_frame_seq + 1:
-            gap = seq - cam.max_frame_seq - 1
-            cam.missing += gap
-            self.metrics.drop(cam.camera_id, "frames_missing", gap)
-        cam.max_frame_seq = max(cam.max_frame_seq, seq)
-        cam.frames[seq] = _Waiting(frame, time.monotonic())
-        heapq.heappush(cam.order, seq)
-
-    def _add_result(self, cam: _Camera, result: MatchResult) -> None:
-        arrival = time.time_ns()
-        if result.published is not None:
-            if cam.published and result.published > cam.published + 1:  # lower: match restarted
-                self.metrics.drop(cam.camera_id, "match->overlay", result.published - cam.published - 1)
-            cam.published = result.published
-        if cam.latest is None or result.seq >= cam.latest.seq:
-            cam.latest = result
-        if result.seq <= cam.written_seq:
-            return  # its frame was already written stale (or never arrived)
-        cam.results[result.seq] = (result, arrival)
-        if len(cam.results) > MAX_PENDING_RESULTS:
-            del cam.results[min(cam.results)]
+    def _add_result(self, view: CameraView, result: MatchResult) -> None:
+        dropped = view.published.dropped_before(result)
+        if dropped is None:
+            self.reject(
+                WireError("implausible_counter", f"camera {view.camera_id}: published={result.published}")
+            )
+        elif dropped:
+            self.metrics.drop(view.camera_id, "match->overlay", dropped)
+        view.add_result(result, time.time_ns())
 
     # --- output ----------------------------------------------------------------------------
-    def _emit_all(self, now: float, force: bool = False) -> None:
-        for cam in self.cameras.values():
-            self._emit(cam, now, force)
+    def _release_all(self, now: float, force: bool = False) -> None:
+        for view in self.cameras.values():
+            before_missing = view.join.missing
+            for joined in view.release(now, force):
+                self._show(view, joined)
+            if view.join.missing > before_missing:
+                self.metrics.drop(view.camera_id, "frames_missing", view.join.missing - before_missing)
 
-    def _emit(self, cam: _Camera, now: float, force: bool) -> None:
-        hold = self.config.overlay.hold_s
-        while cam.order:
-            seq = cam.order[0]
-            waiting = cam.frames[seq]
-            joined = cam.results.pop(seq, None)
-            if joined is None:
-                overdue = now - waiting.arrived >= hold or len(cam.frames) > MAX_BUFFERED_FRAMES
-                if not (force or overdue):
-                    return
-            heapq.heappop(cam.order)
-            del cam.frames[seq]
-            self._write(cam, waiting.frame, joined)
-        # Results for frames that will never come (dropped before the overlay) must not pile up.
-        for seq in [s for s in cam.results if s <= cam.written_seq]:
-            del cam.results[seq]
-
-    def _write(self, cam: _Camera, frame: Frame, joined: tuple[MatchResult, int] | None) -> None:
+    def _show(self, view: CameraView, joined: Joined) -> None:
         started = time.perf_counter()
-        stale = joined is None
-        result = joined[0] if joined is not None else self._recent(cam.latest, frame)
-        faces: list[Face] = [] if result is None else result.faces
-        size = None if result is None else result.frame_size
-        drawn = draw_faces(frame.image, faces, size, stale=stale)
-        if cam.writer is not None:
-            cam.writer.write(drawn, frame.fps)
-        if self.mjpeg is not None:
-            self.mjpeg.publish(cam.camera_id, drawn)
-        latency_ms = None if joined is None else (joined[1] - frame.ts_ns) / 1e6
-        self._log_line(cam, frame, faces, stale, latency_ms)
-        cam.written += 1
-        cam.written_seq = frame.seq
-        if stale:
-            cam.stale += 1
-        else:
-            cam.fresh += 1
-            cam.faces += len(faces)
-            cam.unknown += sum(1 for f in faces if f.name == UNKNOWN)
-            cam.identities.update(f.name for f in faces if f.name is not None and f.name != UNKNOWN)
-            assert latency_ms is not None
-            cam.latencies_ms.append(latency_ms)
-        self._last_write = time.monotonic()
-        self.metrics.inc_out(cam.camera_id)
-        self.metrics.observe(
-            cam.camera_id,
-            time.perf_counter() - started,
-            since_capture=None if latency_ms is None else latency_ms / 1000.0,
+        frame, result = joined.frame, joined.result
+        drawn = draw_faces(
+            frame.image,
+            [] if result is None else result.faces,
+            None if result is None else result.frame_size,
+            no_result=result is None,
         )
-
-    @staticmethod
-    def _recent(result: MatchResult | None, frame: Frame) -> MatchResult | None:
-        """The camera's latest result, unless it was captured too far from this frame to still fit."""
-        if result is None or abs(frame.ts_ns - result.ts_ns) > MAX_STALE_S * 1e9:
-            return None
-        return result
-
-    def _log_line(
-        self, cam: _Camera, frame: Frame, faces: list[Face], stale: bool, latency_ms: float | None
-    ) -> None:
-        if self.log_file is None:
-            return
-        entry = {
-            "camera_id": cam.camera_id,
-            "seq": frame.seq,
-            "ts_ns": frame.ts_ns,
-            "stale": stale,
-            "latency_ms": None if latency_ms is None else round(latency_ms, 3),
-            "faces": [
-                {
-                    "box": [round(float(v), 1) for v in f.box],
-                    "name": f.name,
-                    "similarity": None if f.similarity is None else round(float(f.similarity), 4),
-                    "track_id": f.track_id,
-                }
-                for f in faces
-            ],
-        }
-        self.log_file.write(json.dumps(entry, separators=(",", ":")) + "\n")
+        if view.writer is not None:
+            view.writer.write(drawn, frame.fps)
+        if self.mjpeg is not None:
+            self.mjpeg.publish(view.camera_id, drawn)
+        if self.results_log is not None:
+            self.results_log.write(view.camera_id, joined)
+        if result is None:
+            self.metrics.drop(view.camera_id, "overlay_no_result")
+        self._last_write = time.monotonic()
+        self.metrics.inc_out(view.camera_id)
+        latency = joined.latency_ms
+        self.metrics.observe(
+            view.camera_id,
+            time.perf_counter() - started,
+            since_capture=None if latency is None else latency / 1000.0,
+        )
 
     # --- ending ----------------------------------------------------------------------------
     def tick(self) -> None:
         if self._finished:
             return
         now = time.monotonic()
-        self._emit_all(now)
-        cams = self.cameras.values()
-        if all(c.done() for c in cams):
+        self._release_all(now)
+        views = self.cameras.values()
+        if all(v.done() for v in views):
             self._finish()
-        elif all(c.ended for c in cams) and now - self._last_input >= self._idle_limit():
+        elif all(v.ended for v in views) and now - self._last_input >= self._idle_limit():
             self.log.warning(
                 "no input for %.1f s after every camera ended; writing what is buffered", self._idle_limit()
             )
@@ -296,25 +210,28 @@ class OverlayStage(Stage):
         if self._finished:
             return
         self._finished = True
-        self._emit_all(time.monotonic(), force=True)
-        for cam in self.cameras.values():
-            if cam.writer is not None:
-                cam.writer.close()
-        if self.log_file is not None:
-            self.log_file.close()
-        self.summary = self._summary()
+        self._release_all(time.monotonic(), force=True)
+        for view in self.cameras.values():
+            if view.writer is not None:
+                view.writer.close()
+        if self.results_log is not None:
+            self.results_log.close()
+        start = self._first_input if self._first_input is not None else self._started
+        end = self._last_write if self._last_write is not None else time.monotonic()
+        per_camera = {cid: view.summary() for cid, view in self.cameras.items()}
+        self.summary = s = run_summary(per_camera, max(end - start, 0.0), self.restarts)
         path = self._summary_path()
         if path is not None:
-            path.write_text(json.dumps(self.summary, indent=2) + "\n")
-        s = self.summary
+            path.write_text(json.dumps(s, indent=2) + "\n")
         self.log.info(
-            "summary: %d frames (%d with result, %d stale), %d faces (%d unknown), identities: %s; "
-            "%.1f fps over %.2f s%s",
+            "summary: %d frames (%d with result, %d without), %d faces (%d unknown, %d tracked), "
+            "identities: %s; %.1f fps over %.2f s%s",
             s["frames"],
             s["frames_with_result"],
-            s["stale_frames"],
+            s["frames_without_result"],
             s["faces"],
             s["unknown_faces"],
+            s["tracked_faces"],
             ", ".join(s["identities"]) or "none",
             s["fps"],
             s["wall_s"],
@@ -330,57 +247,12 @@ class OverlayStage(Stage):
             return ov.output.with_suffix(".summary.json")
         return None
 
-    def _summary(self) -> dict[str, Any]:
-        start = self._first_input if self._first_input is not None else self._started
-        end = self._last_write if self._last_write is not None else time.monotonic()
-        wall = max(end - start, 0.0)
-        cams = list(self.cameras.values())
-        frames = sum(c.written for c in cams)
-        per_camera = {}
-        for c in cams:
-            lat = np.asarray(c.latencies_ms, dtype=np.float64)
-            per_camera[c.camera_id] = {
-                "frames": c.written,
-                "frames_with_result": c.fresh,
-                "stale_frames": c.stale,
-                "faces": c.faces,
-                "unknown_faces": c.unknown,
-                "identities": sorted(c.identities),
-                "missing_frames": c.missing,
-                "late_frames": c.late,
-                "last_seq": c.written_seq,
-                "end_reason": c.end_reason or None,
-                "output": None if c.writer is None else str(c.writer.path),  # the last segment
-                "segments": [] if c.writer is None else [str(p) for p in c.writer.paths],
-                "latency_ms": None
-                if lat.size == 0
-                else {
-                    "p50": round(float(np.percentile(lat, 50)), 2),
-                    "p95": round(float(np.percentile(lat, 95)), 2),
-                    "max": round(float(lat.max()), 2),
-                },
-            }
-        return {
-            "frames": frames,
-            "frames_with_result": sum(c.fresh for c in cams),
-            "stale_frames": sum(c.stale for c in cams),
-            "faces": sum(c.faces for c in cams),
-            "unknown_faces": sum(c.unknown for c in cams),
-            "identities": sorted(set().union(*(c.identities for c in cams))),
-            "wall_s": round(wall, 3),
-            "fps": round(frames / wall, 2) if wall > 0 else 0.0,
-            "per_camera": per_camera,
-            "overlay_restarts": self.restarts,
-        }
-
     def on_stop(self) -> None:
         try:
-            if not getattr(self, "_finished", True) and hasattr(self, "_last_input"):
+            if self._running:
                 self._finish()  # stopped by a signal: still leave a playable MP4 and a summary
         finally:
-            mjpeg = getattr(self, "mjpeg", None)
-            if mjpeg is not None:
-                mjpeg.close()
-            log_file = getattr(self, "log_file", None)
-            if log_file is not None and not log_file.closed:
-                log_file.close()
+            if self.mjpeg is not None:
+                self.mjpeg.close()
+            if self.results_log is not None:
+                self.results_log.close()

@@ -497,21 +497,21 @@ def test_overlay_survives_malformed_frames_and_results(
 
     ctx: zmq.Context[Any] = zmq.Context()
     pubs = {}
-    for hop in ("frames", "results"):
+    for name, hop, index in (("frames", "frames", 0), ("frames1", "frames", 1), ("results", "results", 0)):
         pub = ctx.socket(zmq.XPUB)
         pub.setsockopt(zmq.XPUB_NODROP, 1)
         pub.setsockopt(zmq.SNDHWM, 100_000)
-        pub.bind(endpoint(config.bus, hop, 0).bind)
-        pubs[hop] = pub
+        pub.bind(endpoint(config.bus, hop, index).bind)
+        pubs[name] = pub  # "frames": camera cam0's own link, "frames1": cam1's
     stage = OverlayStage(config, 0, ready_file=tmp_path / "ready")
     caplog.set_level(logging.WARNING)
 
     def written(camera: str, seq: int) -> bool:
         lines = [json.loads(x) for x in log_path.read_text().splitlines()] if log_path.exists() else []
-        return any(x["camera_id"] == camera and x["seq"] == seq and not x["stale"] for x in lines)
+        return any(x["camera_id"] == camera and x["seq"] == seq and x["result"] for x in lines)
 
     def through(seq: int, runner: StageThread) -> None:
-        _send_all(pubs["frames"], [frame("cam1", seq)], _alive(runner))
+        _send_all(pubs["frames1"], [frame("cam1", seq)], _alive(runner))
         _send_all(pubs["results"], [result("cam1", seq)], _alive(runner))
         deadline = time.monotonic() + 30
         while not written("cam1", seq):
@@ -538,8 +538,8 @@ def test_overlay_survives_malformed_frames_and_results(
             for hop, mutator in bad.items():
                 _send_all(pubs[hop], mutator.odd_but_valid(N_ODD, _odd_records("cam0")), _alive(runner))
             through(1, runner)
-            for camera in ("cam0", "cam1"):  # end both cameras: the overlay finishes on its own
-                _send_all(pubs["frames"], [_raw(EndOfStream(camera, 1, 1).to_frames())], _alive(runner))
+            for camera, link in (("cam0", "frames"), ("cam1", "frames1")):  # both end: the overlay finishes
+                _send_all(pubs[link], [_raw(EndOfStream(camera, 1, 1).to_frames())], _alive(runner))
             runner.thread.join(30)
             assert not runner.thread.is_alive(), "the overlay did not finish after both cameras ended"
         assert runner.error is None

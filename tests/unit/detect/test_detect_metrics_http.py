@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bus.config import BusConfig, CameraConfig, MatchConfig, MetricsConfig, PipelineConfig
 from bus.records import EndOfStream, FaceCrops, Frame
-from tests.unit.detect.test_detect_stage import running
+from tests.unit.detect.test_detect_stage import _value, running
 
 CAM = "cam0"
 DETECT_OFFSET = 100  # bus/stage.py: detect worker i serves on metrics.base_port + 100 + i
@@ -54,7 +54,7 @@ def test_metrics_endpoint_of_a_running_stage(tmp_path: Path, carphone: list[np.n
     )
     port = base + DETECT_OFFSET
     big = [cv2.resize(f, (704, 576)) for f in carphone[:40]]
-    with running(cfg, tmp_path) as (_stage, io):
+    with running(cfg, tmp_path) as (stage, io):
         before = _scrape(port)
         assert _get(before, "facestream_up") == 1.0
         for seq in range(5):  # one at a time: nothing dropped
@@ -63,9 +63,13 @@ def test_metrics_endpoint_of_a_running_stage(tmp_path: Path, carphone: list[np.n
         for seq, image in enumerate(big, start=5):  # a burst: the stage keeps only the newest
             io.send(Frame(CAM, seq, time.time_ns(), stamps={}, image=image))
         io.send(EndOfStream(CAM, 44, time.time_ns()))
-        outs = 0
-        while not isinstance(io.recv(), EndOfStream):
-            outs += 1
+        outs, ended = 0, False
+        # The end goes through embed, faces-only frames straight to match: wait for both.
+        while not ended or outs + _value(stage, "facestream_drops", camera=CAM, hop="capture->detect") < 40:
+            if isinstance(io.recv(), EndOfStream):
+                ended = True
+            else:
+                outs += 1
         series = _scrape(port)
     assert _get(series, "facestream_messages_in_total", camera=CAM) == 46
     assert _get(series, "facestream_messages_out_total", camera=CAM) == 5 + outs + 1

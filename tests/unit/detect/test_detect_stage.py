@@ -35,7 +35,7 @@ def _config(tmp_path: Path, **detect: Any) -> PipelineConfig:
 
 
 class Harness:
-    """The test plays capture (binds "work") and embed (binds "embed_in")."""
+    """The test plays capture (binds "work"), embed (binds "embed_in") and match ("match_in")."""
 
     def __init__(self, cfg: PipelineConfig) -> None:
         self.ctx: zmq.Context[Any] = zmq.Context()
@@ -43,14 +43,25 @@ class Harness:
         self.pull = make_socket(
             self.ctx, zmq.PULL, cfg.bus, bind=[endpoint(cfg.bus, "embed_in", 0).bind], hwm=10_000
         )
+        self.match = make_socket(
+            self.ctx, zmq.PULL, cfg.bus, bind=[endpoint(cfg.bus, "match_in").bind], hwm=10_000
+        )
+        self.poller = zmq.Poller()
+        self.poller.register(self.pull, zmq.POLLIN)
+        self.poller.register(self.match, zmq.POLLIN)
+        self.last_path = ""  # "embed" or "match": where the last received record came from
 
     def send(self, record: Frame | EndOfStream | FaceCrops, jpeg: int | None = None) -> None:
         frames = record.to_frames(jpeg) if isinstance(record, Frame) else record.to_frames()
         self.push.send_multipart(frames, copy=False)
 
     def recv(self, timeout_s: float = 20.0) -> Record:
-        assert self.pull.poll(int(timeout_s * 1000)), "no output from the detect stage"
-        return record_from_message(decode(self.pull.recv_multipart()))
+        """The next record detect sent, to embed or straight to match."""
+        ready = dict(self.poller.poll(int(timeout_s * 1000)))
+        assert ready, "no output from the detect stage"
+        sock = self.pull if self.pull in ready else self.match
+        self.last_path = "embed" if sock is self.pull else "match"
+        return record_from_message(decode(sock.recv_multipart()))
 
     def close(self) -> None:
         self.ctx.destroy(linger=0)
@@ -119,13 +130,14 @@ def test_frames_in_face_crops_out(tmp_path: Path, carphone: list[np.ndarray]) ->
             assert (local >= 0).all() and (local[:, 0] < w).all() and (local[:, 1] < h).all()
             if seq != 60:  # raw frames: the crop is exactly the frame's pixels
                 assert np.array_equal(crop, carphone[seq][y0 : y0 + h, x0 : x0 + w])
+            assert io.last_path == "embed"
         io.send(_frame(200, np.zeros((144, 176, 3), np.uint8)))
         empty = io.recv()
         assert isinstance(empty, FaceCrops) and empty.seq == 200
-        assert empty.faces == [] and empty.crops == []
+        assert empty.faces == [] and empty.crops == [] and io.last_path == "match"
         io.send(EndOfStream(camera_id=CAM, seq=200, ts_ns=time.time_ns()))
         eos = io.recv()
-        assert isinstance(eos, EndOfStream) and eos.seq == 200
+        assert isinstance(eos, EndOfStream) and eos.seq == 200 and io.last_path == "embed"
     n = len(seqs) + 2
     assert _value(stage, "facestream_messages_in", camera=CAM) == n
     assert _value(stage, "facestream_messages_out", camera=CAM) == n
@@ -147,12 +159,19 @@ def test_drop_oldest_under_a_burst(tmp_path: Path, carphone: list[np.ndarray]) -
             io.send(_frame(seq, image))
         io.send(EndOfStream(camera_id=CAM, seq=59, ts_ns=time.time_ns()))
         outs: list[FaceCrops] = []
-        while True:
+        ended = False
+        # Frames and the end travel on two paths (crops to embed, the rest to match): read both
+        # until the end came and every frame is either out or counted as dropped.
+        while (
+            not ended or len(outs) + _value(stage, "facestream_drops", camera=CAM, hop="capture->detect") < 60
+        ):
             rec = io.recv()
             if isinstance(rec, EndOfStream):
-                break
+                ended = True
+                continue
             assert isinstance(rec, FaceCrops)
             outs.append(rec)
+    outs.sort(key=lambda o: o.seq)
     seqs = [o.seq for o in outs]
     dropped = _value(stage, "facestream_drops", camera=CAM, hop="capture->detect")
     assert 0 < len(outs) < 60, seqs

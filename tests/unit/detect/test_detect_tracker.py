@@ -6,11 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
+from bus.errors import FacestreamError
 from bus.geometry import box_iou as iou
 from bus.records import Face
+from bus.tracks import TRACK_ID_STRIDE
 from deploy.demo import letterbox
 from detect.quality import face_quality
-from detect.tracker import TRACK_ID_STRIDE, Observation, Tracker, thumbnail
+from detect.tracker import Observation, Tracker, thumbnail
 from detect.yunet import YuNetDetector
 
 
@@ -100,7 +102,7 @@ def test_ids_are_unique_per_worker() -> None:
     ids = {w: Tracker(worker=w, first_id=1).update([_obs(0, 0)], 0.0)[0].track_id for w in (0, 1, 5)}
     assert len(set(ids.values())) == 3
     assert {w: i % TRACK_ID_STRIDE for w, i in ids.items()} == {0: 0, 1: 1, 5: 5}
-    with pytest.raises(ValueError, match="worker"):
+    with pytest.raises(FacestreamError, match="worker"):
         Tracker(worker=TRACK_ID_STRIDE)
 
 

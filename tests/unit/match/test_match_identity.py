@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bus.records import Face
-from match.identity import TRACK_ID_STRIDE, TrackNames
+from bus.tracks import TRACK_ID_STRIDE
+from match.identity import TrackNames
 
 CAM = "cam0"
 
@@ -41,8 +42,31 @@ def test_one_noisy_match_does_not_flip_the_name() -> None:
         shown.append(_see(names, step * 0.1 + 0.05, _face(_tid(1)), None))
     assert [n for n, _ in shown] == ["obama"] * 10
     assert shown[7] == ("obama", 0.64)  # the similarity shown is the last one of the shown name
-    shown_unknown = _see(names, 0.6, _face(_tid(1)), ("Unknown", 0.20))
-    assert shown_unknown[0] == "obama"
+
+
+def test_an_embedding_below_the_threshold_withdraws_the_name_at_once() -> None:
+    names = TrackNames(window=5)
+    for step in range(4):
+        _see(names, step * 0.1, _face(_tid(1)), ("obama", 0.62))
+    assert _see(names, 0.4, _face(_tid(1)), ("Unknown", 0.20)) == ("Unknown", 0.20)
+    assert _see(names, 0.45, _face(_tid(1)), None) == ("Unknown", 0.20)  # not back to obama
+    assert _see(names, 0.5, _face(_tid(1)), ("obama", 0.61))[0] == "Unknown"  # one against one: kept
+    assert _see(names, 0.6, _face(_tid(1)), ("obama", 0.63))[0] == "obama"
+
+
+def test_another_person_vetoes_the_name_when_the_face_no_longer_matches_it() -> None:
+    names = TrackNames(window=5)
+    support = {"macron": False}
+    for step in range(4):
+        names.name_faces(CAM, step * 0.1, [_face(_tid(1))], {0: ("macron", 0.6)})
+    face = _face(_tid(1))
+    names.name_faces(CAM, 0.4, [face], {0: ("ardern", 0.55)}, lambda pos, name: support[name])
+    assert (face.name, face.similarity) == ("ardern", 0.55)
+    # Both fit (two look-alikes above the threshold): the vote decides, one does not flip it.
+    support = {"ardern": True}
+    face = _face(_tid(1))
+    names.name_faces(CAM, 0.5, [face], {0: ("macron", 0.58)}, lambda pos, name: support[name])
+    assert face.name == "ardern"
 
 
 def test_a_lasting_change_wins_the_vote_but_a_tie_keeps_the_name() -> None:

@@ -114,8 +114,19 @@ def test_boxes_found_on_another_size_are_rescaled(frame: np.ndarray) -> None:
     assert _near(direct, x + w, y + h // 2, KNOWN_COLOR)
 
 
-def test_stale_frames_are_tagged(frame: np.ndarray) -> None:
+def test_frames_without_a_result_are_tagged(frame: np.ndarray) -> None:
     fresh = draw_faces(frame, [])
-    stale = draw_faces(frame, [], stale=True)
+    bare = draw_faces(frame, [], no_result=True)
     assert np.array_equal(fresh, frame)
-    assert not np.array_equal(stale[:12, -40:], frame[:12, -40:])
+    assert not np.array_equal(bare[:12, -60:], frame[:12, -60:])
+
+
+def test_tracked_boxes_are_drawn_as_corners_only(frame: np.ndarray) -> None:
+    detected = draw_faces(frame, [_face("obama", 0.8)])
+    carried = Face(box=BOX, score=0.9, name="obama", similarity=0.8, tracked=True)
+    tracked = draw_faces(frame, [carried])
+    x, y, w, h = (int(v) for v in BOX)
+    # both show the corners; only the detected box has the middle of its right side
+    assert _near(tracked, x + w, y + h - 1, KNOWN_COLOR) and _near(detected, x + w, y + h - 1, KNOWN_COLOR)
+    assert _near(detected, x + w, y + h // 2, KNOWN_COLOR)
+    assert not _near(tracked, x + w, y + h // 2, KNOWN_COLOR)

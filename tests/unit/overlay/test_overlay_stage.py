@@ -155,16 +155,20 @@ def test_joins_draws_writes_and_exits_by_itself(
     assert len(written) == 120
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert [e["seq"] for e in lines] == list(range(120))
-    assert {e["seq"] for e in lines if e["stale"]} == missing
+    assert {e["seq"] for e in lines if not e["result"]} == missing
     for e in lines:
         assert e["camera_id"] == "cam0" and isinstance(e["ts_ns"], int)
-        assert (e["latency_ms"] is None) == e["stale"]
-        if not e["stale"]:
+        assert (e["latency_ms"] is None) == (not e["result"])
+        if e["result"]:
             assert 0 <= e["latency_ms"] < 5000
             assert len(e["faces"]) == len(boxes[e["seq"]])
+        else:  # never another frame's boxes or names
+            assert e["faces"] == []
     named = [f["name"] for e in lines for f in e["faces"]]
     assert "carphone" in named and "Unknown" in named
-    assert all(set(f) == {"box", "name", "similarity", "track_id"} for e in lines for f in e["faces"])
+    assert all(
+        set(f) == {"box", "name", "similarity", "track_id", "tracked"} for e in lines for f in e["faces"]
+    )
 
     # A drawn frame differs from the clip inside its face box, much less elsewhere.
     seq = next(s for s in range(120) if s not in missing and boxes[s])
@@ -182,14 +186,16 @@ def test_joins_draws_writes_and_exits_by_itself(
     assert summary["identities"] == ["carphone"]
     assert summary["wall_s"] > 0 and summary["fps"] > 0
     cam = summary["per_camera"]["cam0"]
-    assert cam["frames"] == 120 and cam["stale_frames"] == 24 and cam["end_reason"] == "end of file"
+    assert cam["frames"] == 120 and cam["frames_without_result"] == 24 and cam["end_reason"] == "end of file"
     assert cam["output"] == str(out)
     assert stage.metrics.total("facestream_messages_out") == 120
 
 
-def test_two_cameras_end_on_results_and_idle_exit(tmp_path: Path, clip_frames: list[np.ndarray]) -> None:
+def test_only_a_cameras_own_link_ends_it(tmp_path: Path, clip_frames: list[np.ndarray]) -> None:
+    """An end-of-stream on the results path (anyone can push into match) or on another camera's
+    link is ignored; each camera ends on its own capture's word, and then the overlay finishes."""
     out = tmp_path / "out.mp4"
-    config = _config(tmp_path, ["cam0", "cam1"], output=str(out), hold_s=0.2, idle_exit_s=0.5)
+    config = _config(tmp_path, ["cam0", "cam1"], output=str(out), hold_s=0.2, idle_exit_s=0.3)
     stage = OverlayStage(config)
     upstream = Upstream(config)
     runner = StageThread(stage).start()
@@ -199,22 +205,57 @@ def test_two_cameras_end_on_results_and_idle_exit(tmp_path: Path, clip_frames: l
             for i, cam in enumerate(["cam0", "cam1"]):
                 upstream.frame(i, cam, seq, clip_frames[seq + 50 * i])
                 upstream.result(cam, seq, [])
-        # Match says each camera ended at seq 12, but frames 10-12 never reach the overlay.
-        for cam in ["cam0", "cam1"]:
-            eos = EndOfStream(cam, 12, time.time_ns(), reason="end of file")
-            upstream.results.send_multipart(eos.to_frames())
-        ended = time.monotonic()
+        for cam in ["cam0", "cam1"]:  # forged: the results path
+            upstream.results.send_multipart(EndOfStream(cam, 9, time.time_ns()).to_frames())
+        upstream.frames[1].send_multipart(EndOfStream("cam0", 9, time.time_ns()).to_frames())  # wrong link
+        # Frames after the forged ends are still shown: had an end counted, they would come late.
+        for i, cam in enumerate(["cam0", "cam1"]):
+            upstream.frame(i, cam, 10, clip_frames[10 + 50 * i])
+            upstream.result(cam, 10, [])
+        deadline = time.monotonic() + 20
+        while any(v.tally.written < 11 for v in stage.cameras.values()):
+            assert runner.thread.is_alive() and time.monotonic() < deadline
+            time.sleep(0.02)
+        assert stage.metrics.total("facestream_malformed") == 1  # the end on another camera's link
+        assert not any(v.ended for v in stage.cameras.values())
+        for i, cam in enumerate(["cam0", "cam1"]):
+            upstream.frames[i].send_multipart(EndOfStream(cam, 10, time.time_ns()).to_frames())
         runner.join(10)
-        waited = time.monotonic() - ended
     finally:
         upstream.close()
-    assert waited >= 0.5  # it waited idle_exit_s for the missing frames, then gave up
     for cam in ["cam0", "cam1"]:
-        assert len(_mp4_frames(tmp_path / f"out-{cam}.mp4")) == 10
+        assert len(_mp4_frames(tmp_path / f"out-{cam}.mp4")) == 11
     summary = json.loads((tmp_path / "out.summary.json").read_text())
-    assert summary["frames"] == 20 and summary["frames_with_result"] == 20
+    assert summary["frames"] == 22 and summary["frames_with_result"] == 22
     assert set(summary["per_camera"]) == {"cam0", "cam1"}
-    assert summary["per_camera"]["cam1"]["frames"] == 10
+    assert summary["per_camera"]["cam1"]["frames"] == 11
+
+
+def test_frames_whose_result_never_comes_are_written_bare(
+    tmp_path: Path, clip_frames: list[np.ndarray]
+) -> None:
+    out = tmp_path / "out.mp4"
+    config = _config(tmp_path, ["cam0"], output=str(out), results_log=str(tmp_path / "r.jsonl"), hold_s=1.0)
+    stage = OverlayStage(config)
+    upstream = Upstream(config)
+    runner = StageThread(stage).start()
+    try:
+        upstream.wait_subscribed()
+        for seq in range(5):
+            upstream.frame(0, "cam0", seq, clip_frames[seq])
+        upstream.result("cam0", 1, [Face(box=(60, 30, 60, 60), score=0.9, name="x", similarity=0.9)])
+        upstream.frames[0].send_multipart(EndOfStream("cam0", 4, time.time_ns()).to_frames())
+        runner.join(20)
+    finally:
+        upstream.close()
+    lines = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [(e["seq"], e["result"], len(e["faces"])) for e in lines] == [
+        (0, False, 0),
+        (1, True, 1),
+        (2, False, 0),
+        (3, False, 0),
+        (4, False, 0),
+    ]
 
 
 def test_stopped_midway_still_leaves_a_playable_video(tmp_path: Path, clip_frames: list[np.ndarray]) -> None:

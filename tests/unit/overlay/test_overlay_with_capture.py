@@ -95,7 +95,7 @@ def test_capture_to_overlay(tmp_path: Path, clip: Path) -> None:
     assert seen == list(range(120))
     lines = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert [e["seq"] for e in lines] == list(range(120))
-    assert not any(e["stale"] for e in lines)
+    assert all(e["result"] for e in lines)
     assert sum(1 for e in lines if e["faces"]) > 50  # the man's face is found in most frames
     assert all(f["name"] is None for e in lines for f in e["faces"])  # detected, not identified
     cap = cv2.VideoCapture(str(tmp_path / "out.mp4"))
