@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import weakref
 from collections.abc import Iterable
@@ -157,7 +158,7 @@ def make_socket(
     sock.setsockopt(zmq.RCVHWM, limit)
     sock.setsockopt(zmq.LINGER, 0)
     binds, connects = list(bind), list(connect)
-    _apply_liveness(sock, bus, load_balancing=kind == zmq.PUSH and bool(connects))
+    _apply_liveness(sock, bus, kind, load_balancing=kind == zmq.PUSH and bool(connects))
     if binds:
         # Anyone may connect to a bound socket: cut off a peer that sends a huge frame before it
         # is buffered. (Not on connecting sockets: libzmq would not reconnect after such a cut.)
@@ -183,7 +184,10 @@ def make_socket(
     return sock
 
 
-def _apply_liveness(sock: zmq.Socket[Any], bus: BusConfig, load_balancing: bool) -> None:
+RECEIVE_ONLY = (zmq.PULL, zmq.SUB)
+
+
+def _apply_liveness(sock: zmq.Socket[Any], bus: BusConfig, kind: int, load_balancing: bool) -> None:
     """Dead peers leave the load balancing: heartbeats find them, IMMEDIATE keeps them out.
 
     Without heartbeats a PUSH socket goes on sending every other message to a worker whose host
@@ -191,11 +195,25 @@ def _apply_liveness(sock: zmq.Socket[Any], bus: BusConfig, load_balancing: bool)
     With IMMEDIATE a connecting PUSH socket queues messages only on connections that are up, so
     a peer that is down (or being reconnected) gets nothing; when no peer is up, sends fail and are
     counted as drops. (Only there: on a connecting PULL, IMMEDIATE made libzmq lose messages.)
+
+    Receive-only sockets (PULL, SUB) get TCP keepalive with the same timing instead of ZMTP
+    heartbeats: libzmq 4.3.5 aborts the whole process ("Assertion failed: !_io_error") when a
+    heartbeat falls due on a connection whose peer went away while the receiver's queue was full,
+    which is what a busy stage's input looks like when a camera ends or a peer restarts.
+    Keepalive finds a vanished sender host just as well, and a receiver needs nothing else.
     """
-    if bus.heartbeat_s is not None:
+    if bus.heartbeat_s is None:
+        pass
+    elif kind in RECEIVE_ONLY:
+        sock.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        sock.setsockopt(zmq.TCP_KEEPALIVE_IDLE, max(1, round(bus.heartbeat_s)))
+        sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, max(1, round(bus.heartbeat_s)))
+        sock.setsockopt(zmq.TCP_KEEPALIVE_CNT, max(1, math.ceil(bus.peer_timeout_s / bus.heartbeat_s)))
+    else:
         sock.setsockopt(zmq.HEARTBEAT_IVL, round(bus.heartbeat_s * 1000))
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, round(bus.peer_timeout_s * 1000))
         sock.setsockopt(zmq.HEARTBEAT_TTL, round(bus.peer_timeout_s * 1000))
+    if bus.heartbeat_s is not None:
         # A reconnect whose SYN goes unanswered (link still down) is retried after heartbeat_s
         # instead of waiting out TCP's doubling SYN back-off: the stream resumes within about a
         # second of the link coming back, however long it was down.

@@ -107,3 +107,66 @@ def test_the_timeout_must_outlast_the_heartbeat() -> None:
     with pytest.raises(ValidationError, match="peer_timeout_s"):
         BusConfig(heartbeat_s=2.0, peer_timeout_s=2.0)
     assert BusConfig(heartbeat_s=None, peer_timeout_s=0.5).heartbeat_s is None
+
+
+BACKLOGGED_RECEIVER = """
+import sys, time, zmq
+from bus.config import BusConfig
+from bus.sockets import make_socket
+kind = {"pull": zmq.PULL, "sub": zmq.SUB}[sys.argv[2]]
+bus = BusConfig(heartbeat_s=0.2, peer_timeout_s=0.6)
+ctx = zmq.Context()
+sock = make_socket(ctx, kind, bus, connect=[sys.argv[1]], hwm=4, subscribe=b"" if kind == zmq.SUB else None)
+print("ready", flush=True)
+sys.stdin.readline()  # the sender has filled our queue and gone away
+time.sleep(1.5)  # several heartbeat intervals with a full queue and a dead peer
+got = 0
+while sock.poll(300):
+    sock.recv()
+    got += 1
+print("alive", got, flush=True)
+"""
+
+
+@pytest.mark.parametrize("transport", ["ipc", "tcp"])
+@pytest.mark.parametrize("kind", ["pull", "sub"])
+def test_a_full_receiver_survives_its_sender_going_away(tmp_path: Any, transport: str, kind: str) -> None:
+    """libzmq 4.3.5 aborts a process whose heartbeating socket's queue is full when its peer
+    leaves (a busy stage when a camera ends): receive-only sockets must not heartbeat."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    bus = BusConfig(heartbeat_s=0.2, peer_timeout_s=0.6)
+    sender = make_socket(
+        ctx,
+        zmq.PUSH if kind == "pull" else zmq.PUB,
+        bus,
+        hwm=4,
+        bind=[f"ipc://{tmp_path}/s.ipc" if transport == "ipc" else "tcp://127.0.0.1:*"],
+    )
+    addr = sender.getsockopt_string(zmq.LAST_ENDPOINT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BACKLOGGED_RECEIVER, addr, kind],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        assert proc.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 10
+        sent = 0
+        while sent < 200 and time.monotonic() < deadline:  # far more than both queues hold
+            try:
+                sender.send(b"x" * 50_000, zmq.NOBLOCK)
+                sent += 1
+            except zmq.Again:
+                time.sleep(0.01)
+        sender.close(linger=0)
+        ctx.term()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, f"receiver died ({proc.returncode}): {err[-500:]}"
+    assert out.startswith("alive")
