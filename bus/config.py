@@ -74,6 +74,15 @@ class BusConfig(StrictModel):
         return str(where[index])
 
 
+class CameraDetectConfig(StrictModel):
+    """Per-camera overrides of the detect section (unset: the pipeline's value)."""
+
+    min_face: int | None = Field(default=None, ge=4)
+    motion: bool | None = None
+    refresh_s: float | None = Field(default=None, gt=0.0)
+    detect_interval_s: float | None = Field(default=None, ge=0.0)
+
+
 class CameraConfig(StrictModel):
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     source: str  # video file path, webcam index ("0"), or rtsp:// / http(s):// URL
@@ -83,6 +92,7 @@ class CameraConfig(StrictModel):
     max_frames: int | None = Field(default=None, ge=1)
     retry_s: float = Field(default=2.0, gt=0)  # first back-off after a lost camera
     max_retries: int = Field(default=5, ge=0)  # reopen attempts before giving up
+    detect: CameraDetectConfig | None = None  # this camera's own detection settings
 
 
 class DetectConfig(StrictModel):
@@ -116,6 +126,33 @@ class DetectConfig(StrictModel):
     # rolled in the image plane are aligned level: 30-degree tilts went from similarity 0.16-0.82
     # to 0.60-0.80 on the demo photos, for ~16 ms per embedded face with YuNet.
     upright: bool = True
+    # The detection budget (docs/performance.md). A full-frame detection runs when something may
+    # have changed: motion outside the tracked faces (motion: a cheap frame difference on a small
+    # grey copy), a face that following lost, and at least every refresh_s. Between detections
+    # tracked faces are followed by template matching, and a still scene costs nothing. Full
+    # detections of one camera are at least detect_interval_s apart (0: every frame that wants
+    # one); when a worker falls behind, that interval grows for all its cameras alike, up to
+    # max_detect_interval_s.
+    motion: bool = True
+    refresh_s: float = Field(default=2.0, gt=0.0)
+    detect_interval_s: float = Field(default=0.0, ge=0.0)
+    max_detect_interval_s: float = Field(default=1.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _interval_below_its_ceiling(self) -> DetectConfig:
+        if self.detect_interval_s > self.max_detect_interval_s:
+            raise ValueError(
+                f"detect.detect_interval_s ({self.detect_interval_s:g}) must not exceed "
+                f"detect.max_detect_interval_s ({self.max_detect_interval_s:g})"
+            )
+        return self
+
+    def for_camera(self, camera: CameraConfig) -> DetectConfig:
+        """This section with the camera's own overrides applied."""
+        if camera.detect is None:
+            return self
+        overrides = camera.detect.model_dump(exclude_none=True)
+        return self.model_copy(update=overrides) if overrides else self
 
 
 class EmbedConfig(StrictModel):

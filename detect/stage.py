@@ -1,57 +1,89 @@
-"""The detect worker: newest frame per camera in, faces out: with crops to embed, without to match.
+"""The detect worker: frames in, faces out: with crops to embed, without straight to match.
 
-Frames that wait while a frame is being detected are stale: only the newest of each camera is
-detected, the others are counted as drops (hop "capture->detect").
+Every frame a worker takes gets its faces: detected in it, or carried by their tracks between
+detections (detect.camera: motion gate, planner, tracker). Full detections are the cost, so a
+worker spends them only where something changes and within its budget (detect.budget): when it
+falls behind, each of its cameras gets fewer detections, evenly, and the frames in between are
+followed, not dropped. Only a backlog beyond MAX_WAITING frames of one camera is dropped, oldest
+first (hop "capture->detect").
 
-With detect.track, faces are tracked per camera (detect.tracker) and only a track's new or
-clearly better faces (or one per reembed_interval_s) get a crop; the others travel with their
-track_id and crop_index None, and match gives them the track's name. A frame with a crop goes
-to an embed worker; a frame without one goes straight to match, so its boxes never wait behind
-(or get dropped by) a busy embedder. Output never blocks: when every embed worker is full, the
-frame's faces go to match without their crops (the boxes still reach the viewer) and the tracks
-ask for an embedding again at their next frame (hop "detect->embed" counts it).
+A frame with a crop goes to an embed worker; a frame without one goes straight to match, so its
+boxes never wait behind (or get dropped by) a busy embedder. Output never blocks: when every
+embed worker is full, the frame's faces go to match without their crops (the boxes still reach
+the viewer) and the tracks ask for an embedding again at their next detection (hop
+"detect->embed" counts it).
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
+from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 import zmq
+from prometheus_client import Counter, Gauge
 
+from bus.config import CameraConfig, PipelineConfig
 from bus.errors import FacestreamError, WireError
-from bus.records import EndOfStream, Face, FaceCrops, Frame, Record
+from bus.records import EndOfStream, FaceCrops, Frame, Record
 from bus.sockets import drain
 from bus.stage import Stage, since_capture_s
 from bus.topology import Endpoint, all_endpoints, endpoint
 from bus.tracks import check_worker
-from detect.base import Detector, big_enough
-from detect.crops import crop_face
+from detect.base import Detector
+from detect.budget import DetectBudget
+from detect.camera import CameraDetect
 from detect.factory import make_detector
-from detect.quality import face_quality
-from detect.tracker import Observation, Tracker, thumbnail
-from detect.upright import upright_landmarks
 
 EOS_WAIT_MS = 1000  # an end-of-stream may wait this long for room downstream; frames never wait
+MAX_WAITING = 3  # frames of one camera taken in order; older ones beyond this are dropped
 
 
 class DetectStage(Stage):
     name = "detect"
 
+    pull: zmq.Socket[Any]
+    push: zmq.Socket[Any]
+    to_match: zmq.Socket[Any]
+
+    def __init__(self, config: PipelineConfig, index: int = 0, ready_file: Path | None = None) -> None:
+        super().__init__(config, index, ready_file)
+        cfg = config.detect
+        check_worker(index, cfg.workers)
+        if cfg.threads:
+            cv2.setNumThreads(cfg.threads)  # this process only; see DetectConfig
+        self.camera_configs: dict[str, CameraConfig] = {c.id: c for c in config.cameras}
+        self._detectors: dict[int, Detector] = {cfg.min_face: make_detector(cfg)}  # a bad model fails here
+        self.cameras: dict[str, CameraDetect] = {}
+        self.budget = DetectBudget(cfg.detect_interval_s, cfg.max_detect_interval_s)
+        reg = self.metrics.registry
+        self.modes = Counter(
+            "facestream_detect_frames",
+            "Frames by what detect spent on them: full detection, following tracked faces, or nothing",
+            ["stage", "worker", "camera", "mode"],
+            registry=reg,
+        )
+        self.interval = Gauge(
+            "facestream_detect_interval_seconds",
+            "Least time between two full detections of a camera, as the worker's load allows",
+            ["stage", "worker"],
+            registry=reg,
+        )
+        self.interval.labels(stage=self.name, worker=str(index)).set(self.budget.interval_s)
+
+    @property
+    def detector(self) -> Detector:
+        return self._detectors[self.config.detect.min_face]
+
     def on_start(self) -> None:
-        check_worker(self.index, self.config.detect.workers)
-        if self.config.detect.threads:
-            cv2.setNumThreads(self.config.detect.threads)  # this process only; see DetectConfig
-        self.detector: Detector = make_detector(self.config.detect)  # a bad model fails before sockets
         works = [e.connect for e in self.my_cameras()]
         outs = [e.connect for e in all_endpoints(self.config, "embed_in")]
         self.pull = self.socket(zmq.PULL, connect=works)
         self.push = self.socket(zmq.PUSH, connect=outs)
         self.to_match = self.socket(zmq.PUSH, connect=[endpoint(self.config.bus, "match_in").connect])
         self.inputs.append(self.pull)
-        self.trackers: dict[str, Tracker] = {}
         self.log.info(
             "detector %s, %d camera(s) -> %d embed worker(s)", self.detector.name, len(works), len(outs)
         )
@@ -66,54 +98,72 @@ class DetectStage(Stage):
             return [ep for i, ep in enumerate(cameras) if i % workers == self.index]
         return [cameras[self.index % len(cameras)]]
 
+    def camera(self, camera_id: str) -> CameraDetect:
+        cam = self.cameras.get(camera_id)
+        if cam is None:
+            known = self.camera_configs.get(camera_id)
+            cfg = self.config.detect if known is None else self.config.detect.for_camera(known)
+            detector = self._detectors.get(cfg.min_face)
+            if detector is None:
+                detector = self._detectors[cfg.min_face] = make_detector(cfg)
+            cam = self.cameras[camera_id] = CameraDetect(camera_id, cfg, detector, self.index)
+        return cam
+
+    # --- input -----------------------------------------------------------------------------
     def process_batch(self, records: list[Record], source: zmq.Socket[Any]) -> None:
-        """Drop-oldest per camera, re-checked after every frame: what waits is never stale.
-
-        While one frame is being detected, newer frames of other cameras keep arriving; taking
-        them in before the next pick means each camera's frame is at most one detection old.
-        """
-        pending: dict[str, Frame] = {}
+        """Every camera's frames in order, the longest-waiting camera first; new arrivals are
+        taken in after each frame, so no camera waits behind another's backlog."""
+        pending: dict[str, deque[Frame]] = {}
         self.take(records, pending)
-        while pending:
-            camera = min(pending, key=lambda c: pending[c].ts_ns)  # longest-waiting camera first
-            self.handle_frame(pending.pop(camera))
-            if pending:
-                self.take(self.decode_all(drain(source)), pending)
+        while pending and not self.stop_event.is_set():
+            camera = min(pending, key=lambda c: pending[c][0].ts_ns)
+            queue = pending[camera]
+            frame = queue.popleft()
+            if not queue:
+                del pending[camera]
+            self.handle_frame(frame, behind=bool(queue))
+            self.take(self.decode_all(drain(source)), pending)
 
-    def take(self, records: list[Record], pending: dict[str, Frame]) -> None:
-        waiting: dict[str, int] = {}
+    def take(self, records: list[Record], pending: dict[str, deque[Frame]]) -> None:
         for record in records:
             if isinstance(record, Frame):
                 self.metrics.inc_in(record.camera_id)
-                waiting[record.camera_id] = waiting.get(record.camera_id, 0) + 1
-                if record.camera_id in pending:
+                queue = pending.setdefault(record.camera_id, deque())
+                queue.append(record)
+                if len(queue) > MAX_WAITING:
+                    queue.popleft()
                     self.metrics.drop(record.camera_id, "capture->detect")
-                pending[record.camera_id] = record
             elif isinstance(record, EndOfStream):
                 self.metrics.inc_in(record.camera_id)
-                last = pending.pop(record.camera_id, None)
-                if last is not None:  # the camera's last frame goes out before its end
-                    self.handle_frame(last)
+                for last in pending.pop(record.camera_id, deque()):  # its frames go out before its end
+                    self.handle_frame(last, behind=False)
                 self.forward_eos(record)
             else:
                 self.reject(WireError("unexpected_kind", f"detect takes frames, got a {record.KIND!r}"))
-        for camera, count in waiting.items():
-            self.metrics.set_camera_depth(camera, count)
+        for camera, queue in pending.items():
+            self.metrics.set_camera_depth(camera, len(queue))
 
-    def handle_frame(self, frame: Frame) -> None:
+    # --- one frame ---------------------------------------------------------------------------
+    def handle_frame(self, frame: Frame, behind: bool) -> None:
         camera = frame.camera_id
         start = time.perf_counter()
         try:
-            out = self.find_faces(frame)
+            outcome = self.camera(camera).handle(frame, self.budget.interval_s)
         except (FacestreamError, WireError, cv2.error) as exc:
             self.reject(WireError("detect_failed", f"camera {camera} seq {frame.seq}: {exc}"))
             return
-        compute = time.perf_counter() - start
+        out = outcome.faces
         if out.crops and not self._send(self.push, out, "detect->embed"):
             self._crops_not_sent(out)
             out = FaceCrops(out.camera_id, out.seq, out.ts_ns, out.stamps, out.frame_size, out.faces)
         if out.crops or self._send(self.to_match, out, "detect->match"):
             self.metrics.inc_out(camera)
+        compute = time.perf_counter() - start
+        self.budget.record(time.monotonic(), compute, behind)
+        self.interval.labels(stage=self.name, worker=str(self.index)).set(self.budget.interval_s)
+        self.modes.labels(
+            stage=self.name, worker=str(self.index), camera=camera, mode=outcome.mode.value
+        ).inc()
         self.metrics.observe(camera, compute, since_capture_s(frame))
 
     def _send(self, sock: zmq.Socket[Any], out: FaceCrops, hop: str) -> bool:
@@ -126,66 +176,17 @@ class DetectStage(Stage):
 
     def _crops_not_sent(self, out: FaceCrops) -> None:
         """Every embed worker was full: the faces go on without crops, their tracks ask again."""
-        tracker = self.trackers.get(out.camera_id)
-        if tracker is not None:
-            tracker.unsent(
+        cam = self.cameras.get(out.camera_id)
+        if cam is not None:
+            cam.tracker.unsent(
                 {f.track_id for f in out.faces if f.crop_index is not None and f.track_id is not None}
             )
         for face in out.faces:
             face.crop_index = None
 
-    def find_faces(self, frame: Frame) -> FaceCrops:
-        cfg = self.config.detect
-        faces = [f for f in self.detector.detect(frame.image) if big_enough(f, cfg.min_face)]
-        for face in faces:
-            face.quality = face_quality(frame.image, face)
-        wanted = self.track(frame, faces) if cfg.track else [True] * len(faces)
-        crops: list[np.ndarray] = []
-        for face, embed in zip(faces, wanted, strict=True):
-            if not embed:
-                continue
-            if cfg.upright and face.landmarks is not None:
-                level = upright_landmarks(self.detector, frame.image, face)
-                if level is not None:
-                    face.landmarks = level
-            crop, origin = crop_face(frame.image, face, cfg.crop_margin)
-            face.crop_index = len(crops)
-            face.crop_origin = origin
-            crops.append(crop)
-        height, width = frame.image.shape[:2]
-        return FaceCrops(
-            camera_id=frame.camera_id,
-            seq=frame.seq,
-            ts_ns=frame.ts_ns,
-            stamps={**frame.stamps, "detect": time.time_ns()},
-            frame_size=(width, height),
-            faces=faces,
-            crops=crops,
-        )
-
-    def track(self, frame: Frame, faces: list[Face]) -> list[bool]:
-        """Set each face's track_id; True for the faces that need a (new) embedding."""
-        tracker = self.trackers.get(frame.camera_id)
-        if tracker is None:
-            cfg = self.config.detect
-            tracker = Tracker(
-                iou_min=cfg.track_iou,
-                max_age_s=cfg.track_max_age_s,
-                reembed_interval_s=cfg.reembed_interval_s,
-                reembed_gain=cfg.reembed_gain,
-                warmup=cfg.reembed_warmup,
-                worker=self.index,
-            )
-            self.trackers[frame.camera_id] = tracker
-        seen = [Observation(f, f.quality or 0.0, thumbnail(frame.image, f)) for f in faces]
-        decisions = tracker.update(seen, frame.ts_ns / 1e9)
-        for face, decision in zip(faces, decisions, strict=True):
-            face.track_id = decision.track_id
-        return [d.embed for d in decisions]
-
     def forward_eos(self, eos: EndOfStream) -> None:
         """Downstream needs the end to finish cleanly, so it may wait briefly, unlike frames."""
-        self.trackers.pop(eos.camera_id, None)  # a camera that comes back starts new tracks
+        self.cameras.pop(eos.camera_id, None)  # a camera that comes back starts new tracks
         if self.push.poll(EOS_WAIT_MS, zmq.POLLOUT):
             self.push.send_multipart(eos.to_frames(), flags=zmq.NOBLOCK, copy=False)
             self.metrics.inc_out(eos.camera_id)

@@ -10,6 +10,10 @@ again sooner (after half the interval with `warmup` 1; 1/8, 1/4, 1/2 with 3): it
 embedding may be lost on the way (a worker host gone, a drop under load), and a crop that could
 not be sent at all is asked for again at the next frame (`unsent`).
 
+Between detections (detect.planner), `follow` moves each track's box by template matching
+(detect.follow) and `hold` keeps boxes where nothing moved; both mark the faces they output as
+`tracked`. A track that following cannot find any more is not shown until a detection finds it.
+
 Track ids follow bus.tracks: unique across detect workers, and match can tell which worker a
 track comes from.
 """
@@ -24,6 +28,7 @@ import numpy as np
 from bus.geometry import box_iou
 from bus.records import Face
 from bus.tracks import check_worker, make_track_id
+from detect.follow import FOLLOW_MIN, Template, follow, make_template
 from detect.quality import face_patch
 
 THUMB = 16
@@ -52,6 +57,12 @@ class Observation:
     face: Face
     quality: float
     thumb: np.ndarray | None = None  # None: no look check (tests, detectors without pixels)
+    template: Template | None = None  # None: the track cannot be followed between detections
+
+
+def observe(image: np.ndarray, face: Face) -> Observation:
+    """What the tracker needs of a face detected in `image` (its quality is already set)."""
+    return Observation(face, face.quality or 0.0, thumbnail(image, face), make_template(image, face.box))
 
 
 @dataclass
@@ -70,9 +81,28 @@ class Track:
     embedded_at: float
     embedded_quality: float
     embedded_thumb: np.ndarray | None = None  # the look of the face last embedded
+    template: Template | None = None  # the face at its last detection, for following
+    score: float = 0.0  # the detector's confidence at the last detection
+    velocity: tuple[float, float] = (0.0, 0.0)  # box movement, pixels per second
+    visible: bool = True  # found in the last frame whose boxes were measured (detected or followed)
     hits: int = 1
     embeds: int = 1
     previous: tuple[float, float, float] | None = None  # (embedded_at, quality, embeds) before the last
+
+    def moved_to(self, box: tuple[float, float, float, float], now_s: float) -> None:
+        dt = now_s - self.last_seen
+        if dt > 1e-6:
+            self.velocity = ((box[0] - self.box[0]) / dt, (box[1] - self.box[1]) / dt)
+        self.box, self.last_seen, self.visible = box, now_s, True
+
+    def predicted(self, now_s: float) -> tuple[float, float, float, float]:
+        dt = max(0.0, now_s - self.last_seen)
+        x, y, w, h = self.box
+        return (x + self.velocity[0] * dt, y + self.velocity[1] * dt, w, h)
+
+    def as_face(self) -> Face:
+        """The face this track shows in a frame where it was not detected."""
+        return Face(box=self.box, score=self.score, track_id=self.track_id, tracked=True)
 
 
 @dataclass
@@ -124,6 +154,8 @@ class Tracker:
             if ti not in used and oi not in owner:
                 used.add(ti)
                 owner[oi] = self.tracks[ti]
+        for track in self.tracks:
+            track.visible = False  # until this frame's detections (or a follow) find it
         decisions = []
         for oi, obs in enumerate(observations):
             known = owner.get(oi)
@@ -131,12 +163,16 @@ class Tracker:
                 decisions.append(self._continue(known, obs, now_s))
                 continue
             fresh = Track(self._new_id(), obs.face.box, obs.thumb, now_s, now_s, obs.quality, obs.thumb)
+            fresh.template, fresh.score = obs.template, obs.face.score
             self.tracks.append(fresh)
             decisions.append(Decision(fresh.track_id, True, "new"))
         return decisions
 
     def _continue(self, track: Track, obs: Observation, now_s: float) -> Decision:
-        track.box, track.last_seen = obs.face.box, now_s
+        track.moved_to(obs.face.box, now_s)
+        track.score = obs.face.score
+        if obs.template is not None:
+            track.template = obs.template
         track.hits += 1
         if obs.thumb is not None:
             track.thumb = obs.thumb
@@ -152,6 +188,50 @@ class Tracker:
         track.embedded_at, track.embedded_quality, track.embedded_thumb = now_s, obs.quality, obs.thumb
         track.embeds += 1
         return Decision(track.track_id, True, reason)
+
+    def follow(
+        self,
+        image: np.ndarray,
+        now_s: float,
+        skip: set[int] | None = None,
+        avoid: list[tuple[float, float, float, float]] | None = None,
+    ) -> tuple[list[Face], int]:
+        """Find every live track (but `skip`) in this frame by its template: (faces found, tracks lost).
+
+        A lost track stays alive (a detection may find it again until `max_age_s`) but shows no
+        box in this frame: a box where the face no longer looks like itself would carry a name
+        that may belong to someone else. A track found on a face detected in this frame (`avoid`:
+        that face started a track of its own) is not shown twice.
+        """
+        self.tracks = [t for t in self.tracks if now_s - t.last_seen <= self.max_age_s]
+        faces, lost = [], 0
+        for track in self.tracks:
+            if track.template is None or (skip is not None and track.track_id in skip):
+                continue
+            found = follow(image, track.template, track.predicted(now_s))
+            if found.score < FOLLOW_MIN:
+                lost += track.visible
+                track.visible = False
+                continue
+            track.moved_to(found.box, now_s)
+            if avoid and any(box_iou(found.box, box) >= self.iou_min for box in avoid):
+                track.visible = False
+                continue
+            faces.append(track.as_face())
+        return faces, lost
+
+    def hold(self, now_s: float) -> list[Face]:
+        """Nothing moved since the boxes were measured: every live track is where it was."""
+        self.tracks = [t for t in self.tracks if now_s - t.last_seen <= self.max_age_s]
+        shown = [t for t in self.tracks if t.visible]
+        for track in shown:
+            track.last_seen = now_s
+        return [t.as_face() for t in shown]
+
+    @property
+    def boxes(self) -> list[tuple[float, float, float, float]]:
+        """Where the visible tracks are (the faces the last measured frame showed)."""
+        return [t.box for t in self.tracks if t.visible]
 
     def unsent(self, track_ids: set[int]) -> None:
         """These tracks' crops never left the worker (the next hop was full): ask for them again.

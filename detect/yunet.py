@@ -24,6 +24,7 @@ TOP_K = 5000
 # at 10 px 1/9; a 2x upscale found 9/9 down to 10 px. So frames are upscaled only when
 # min_face asks for faces below this size, and never past max_side.
 RELIABLE_FACE = 16
+SMALLEST_KEPT = 32  # a face of min_face pixels is never scaled below this for detection
 MAX_UPSCALE = 4.0
 CACHED_SIZES = 4
 
@@ -40,8 +41,12 @@ def default_model_path() -> Path:
 
 
 def detection_scale(width: int, height: int, max_side: int, min_face: int) -> float:
-    """Down to max_side for big frames; up for small frames when min_face is below RELIABLE_FACE."""
+    """Down to max_side for big frames, and further when min_face says faces are big (a camera
+    that only sees faces of 64 px and more is searched at a quarter of the pixels' cost); up for
+    small frames when min_face is below RELIABLE_FACE."""
     down = fit_scale(width, height, max_side)
+    if min_face > SMALLEST_KEPT:
+        down = min(down, SMALLEST_KEPT / min_face)
     if down < 1.0:
         return down
     up = min(RELIABLE_FACE / min_face, max_side / max(width, height), MAX_UPSCALE)

@@ -3,8 +3,13 @@
 Detect embeds a track only now and then; its other frames carry the track id and no vector, and
 get the track's name here. Match sees the frames of every detect worker, so it also joins the
 tracks that different workers started for one face (each worker tracks the frames it gets):
-a new track takes over the identity it overlaps (IoU) unless that identity already has a live
-track from the same worker, which then means another face (e.g. after a scene cut).
+a new track takes over the identity it overlaps (IoU) unless that identity ever had a track from
+the same worker: one worker's tracker started a new track there, so it judged the face another
+one (a scene cut, someone taking another's place) or lost it for too long to be sure.
+
+Frames reach match out of order (faces needing no embedding come straight from detect, the
+others through embed), so times only move forward: an older frame never makes a track look
+older, nor moves an identity's box back.
 
 The shown name is a claim about the face on the track, and it must stay true. Votes smooth
 between names that both fit (two similar people above the threshold: the majority wins), but an
@@ -45,7 +50,14 @@ class Person:
     last_seen: float
     votes: deque[Vote]
     members: dict[int, float] = field(default_factory=dict)  # detect track id -> last seen
+    workers: set[int] = field(default_factory=set)  # every detect worker that had a track of it
     name: str | None = None
+
+    def seen(self, track_id: int, box: tuple[float, float, float, float], now_s: float) -> None:
+        self.members[track_id] = max(self.members.get(track_id, now_s), now_s)
+        self.workers.add(worker_of(track_id))
+        if now_s >= self.last_seen:
+            self.box, self.last_seen = box, now_s
 
     def vote(self, name: str, similarity: float, quality: float | None, backs_shown: bool = True) -> None:
         """Count one embedding; `backs_shown` False: it does not match the shown name (a veto)."""
@@ -103,7 +115,7 @@ class TrackNames:
         worker = worker_of(track_id)
         best, best_iou = None, self.link_iou
         for person in people:
-            if id(person) in taken or any(worker_of(t) == worker for t in person.members):
+            if id(person) in taken or worker in person.workers:
                 continue
             overlap = box_iou(person.box, face.box)
             if overlap >= best_iou:
@@ -135,8 +147,7 @@ class TrackNames:
                 person = Person(face.box, now_s, deque(maxlen=self.window))
                 people.append(person)
             taken.add(id(person))
-            person.members[face.track_id] = now_s
-            person.box, person.last_seen = face.box, max(person.last_seen, now_s)
+            person.seen(face.track_id, face.box, now_s)
             if match is not None:
                 shown = person.name
                 backs = True

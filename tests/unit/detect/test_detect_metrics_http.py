@@ -70,6 +70,9 @@ def test_metrics_endpoint_of_a_running_stage(tmp_path: Path, carphone: list[np.n
                 ended = True
             else:
                 outs += 1
+        deadline = time.monotonic() + 10  # a message is counted just after it is sent
+        while stage.metrics.total("facestream_messages_out") < 5 + outs + 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
         series = _scrape(port)
     assert _get(series, "facestream_messages_in_total", camera=CAM) == 46
     assert _get(series, "facestream_messages_out_total", camera=CAM) == 5 + outs + 1

@@ -38,7 +38,7 @@ def test_a_tracked_face_is_embedded_rarely(tmp_path: Path, carphone: list[np.nda
             outs.append(out)
         io.send(EndOfStream(CAM, 89, time.time_ns()))
         assert isinstance(io.recv(), EndOfStream)
-        assert stage.trackers == {}  # the camera ended: its tracks are gone
+        assert stage.cameras == {}  # the camera ended: its tracks are gone
     assert all(len(o.faces) == 1 for o in outs)
     faces = [o.faces[0] for o in outs]
     ids = [f.track_id for f in faces]
@@ -48,7 +48,8 @@ def test_a_tracked_face_is_embedded_rarely(tmp_path: Path, carphone: list[np.nda
     assert embedded[0] == 0 and 3 <= len(embedded) <= 15, embedded
     for o in outs:
         face = o.faces[0]
-        assert face.quality is not None and 0.0 < face.quality <= 1.0
+        if not face.tracked:  # detected in this frame (tracked ones were followed in between)
+            assert face.quality is not None and 0.0 < face.quality <= 1.0
         if o.crops:
             assert face.crop_index == 0 and len(o.crops) == 1
         else:

@@ -118,3 +118,28 @@ def test_untracked_faces_show_their_own_match() -> None:
     assert (faces[0].name, faces[0].similarity) == ("obama", 0.7)
     assert (faces[1].name, faces[1].similarity) == (None, None)
     assert names.people(CAM) == []
+
+
+def test_an_older_frame_arriving_late_does_not_age_a_track() -> None:
+    """The embedding of frame 1 comes after the faces-only frames 2-9 (two paths into match):
+    the track must still count as seen at frame 9, so that a new track of the same worker at the
+    same place (someone else stepped in) never takes over its name."""
+    names = TrackNames(window=5, max_age_s=1.0)
+    old = _tid(1)
+    _see(names, 0.0, _face(old), ("obama", 0.7))
+    for step in range(2, 10):
+        _see(names, step * 0.1, _face(old), None)
+    _see(names, 0.1, _face(old), ("obama", 0.7))  # frame 1's embedding, late
+    # 1.15 s after frame 1 but 0.25 s after frame 9: the old track is alive, the newcomer is not it.
+    assert _see(names, 1.15, _face(_tid(2), x=101), None) == (None, None)
+
+
+def test_a_new_track_of_a_worker_never_inherits_that_workers_old_identity() -> None:
+    names = TrackNames(window=5, max_age_s=1.0)
+    _see(names, 0.0, _face(_tid(1, worker=0)), ("obama", 0.7))
+    for step in range(1, 13):  # worker 1 sees the same face (frames without affinity) and goes on
+        _see(names, step * 0.1, _face(_tid(1, worker=1)), None)
+    # Worker 0's old track ended (unseen 1.25 s); the identity lives on through worker 1. Worker
+    # 0's new track at that place is another face until its own embedding says who it is.
+    assert _see(names, 1.25, _face(_tid(2, worker=0), x=101), None) == (None, None)
+    assert _see(names, 1.3, _face(_tid(1, worker=1), x=101), None)[0] == "obama"  # worker 1 goes on
