@@ -97,12 +97,12 @@ class Sprite:
         shift = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0]], np.float32)
         image = cv2.warpAffine(photo, shift, (side, side), borderMode=cv2.BORDER_REPLICATE)
         box = (x - x0, y - y0, w, h)
-        mask = np.zeros((side, side), np.float32)
+        ellipse = np.zeros((side, side), np.float32)
         centre = (round(box[0] + w / 2), round(box[1] + h / 2 + 0.05 * h))
         axes = (round(w * MASK_AXES[0]), round(h * MASK_AXES[1]))
-        cv2.ellipse(mask, centre, axes, 0.0, 0.0, 360.0, 1.0, -1)
+        cv2.ellipse(ellipse, centre, axes, 0.0, 0.0, 360.0, 1.0, -1)
         sigma = max(1.0, FEATHER * max(w, h))
-        mask = cv2.GaussianBlur(mask, (0, 0), sigma)
+        mask = np.asarray(cv2.GaussianBlur(ellipse, (0, 0), sigma), np.float32)
         return cls(image, mask, box)
 
 
@@ -111,9 +111,8 @@ def background(size: tuple[int, int], seed: int) -> np.ndarray:
     w, h = size
     rng = np.random.default_rng(seed)
     low = rng.uniform(40, 200, (6, 8, 3)).astype(np.float32)
-    image = cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC)
     grain = rng.normal(0, 6, (h // 4, w // 4, 3)).astype(np.float32)
-    image += cv2.resize(grain, (w, h), interpolation=cv2.INTER_LINEAR)
+    image = cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC) + cv2.resize(grain, (w, h))
     return np.clip(image, 0, 255).astype(np.uint8)
 
 

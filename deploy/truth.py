@@ -123,7 +123,7 @@ def score(results: list[dict[str, Any]], truth: dict[int, list[dict[str, Any]]])
             tally = out.per_person.setdefault(person["name"], [0, 0])
             tally[1] += 1
             right = any(
-                f.get("name") == person["name"] and box_iou(tuple(f["box"]), tuple(person["box"])) >= BOX_IOU  # type: ignore[arg-type]
+                f.get("name") == person["name"] and box_iou(tuple(f["box"]), tuple(person["box"])) >= BOX_IOU
                 for f in shown
             )
             if right:

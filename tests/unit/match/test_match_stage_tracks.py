@@ -82,7 +82,9 @@ def test_a_tracks_name_is_withdrawn_by_an_embedding_of_someone_else(
     assert [r.published for r in results] == list(range(1, len(plan) + 1))
     sims = [r.faces[0].similarity for r in results]
     assert all(s is not None for s in sims)
-    assert all(s > 0.363 for s, r in zip(sims, results, strict=True) if r.faces[0].name == "obama")
+    assert all(
+        s is not None and s > 0.363 for s, r in zip(sims, results, strict=True) if r.faces[0].name == "obama"
+    )
 
 
 def test_a_backlog_is_searched_once_and_every_frame_is_answered(
