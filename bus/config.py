@@ -180,7 +180,10 @@ class OverlayConfig(StrictModel):
     results_log: Path | None = None  # JSON lines, one per frame
     mjpeg_port: int | None = Field(default=None, ge=0, le=65535)  # 0 = any free port
     mjpeg_host: str = "127.0.0.1"
-    hold_s: float = Field(default=0.5, ge=0.0)  # how long a frame waits for its result
+    # How long a frame waits for its own result: at least hold_s, longer when results come later
+    # (their recent 90th percentile), up to max_hold_s. A frame without its result is shown bare.
+    hold_s: float = Field(default=0.5, ge=0.0)
+    max_hold_s: float = Field(default=3.0, ge=0.0)
     idle_exit_s: float = Field(default=3.0, gt=0.0)  # after every camera ended
 
 

@@ -40,8 +40,8 @@ class CameraView:
             return False
         return self.join.add_frame(frame, now)
 
-    def add_result(self, result: MatchResult, arrival_ns: int) -> bool:
-        return self.join.add_result(result, arrival_ns)
+    def add_result(self, result: MatchResult, arrival_ns: int, now: float) -> bool:
+        return self.join.add_result(result, arrival_ns, now)
 
     def end(self, eos: EndOfStream) -> None:
         self.ended = True
@@ -66,6 +66,7 @@ class CameraView:
         out = self.tally.as_dict()
         out["missing_frames"] = self.join.missing
         out["late_frames"] = self.join.late
+        out["hold_s"] = round(self.join.hold, 3)  # how long frames waited for results at the end
         out["output"] = None if self.writer is None else str(self.writer.path)  # the last segment
         out["segments"] = [] if self.writer is None else [str(p) for p in self.writer.paths]
         return out

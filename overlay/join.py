@@ -1,21 +1,31 @@
 """Join a camera's frames with their own match results, by seq and nothing else.
 
 Frames (straight from capture) and results (after detect, embed and match) travel on different
-paths, so a frame waits up to `hold_s` for its result. A frame whose result does not come in
-time is released without one: it is shown without boxes, never with another frame's boxes or
-names (a result borrowed from a neighbouring frame puts one person's name on another's face
-whenever the picture changed in between). Frames leave in seq order.
+paths, so a frame waits for its result. A frame whose result does not come in time is released
+without one: it is shown without boxes, never with another frame's boxes or names (a result
+borrowed from a neighbouring frame puts one person's name on another's face whenever the
+picture changed in between). Frames leave in seq order.
+
+How long a frame waits follows how late results actually come: at least `hold_s`, and on a
+loaded machine as long as results recently needed (their 90th percentile, with a margin), up to
+`max_hold_s`. The video is then shown later, but with its own boxes, instead of on time without.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from bus.records import Frame, MatchResult
 
 MAX_BUFFERED_FRAMES = 512  # beyond this the oldest frame leaves without waiting for its result
 MAX_PENDING_RESULTS = 1024  # results whose frame has not arrived (yet)
+DELAY_SAMPLES = 60  # recent result delays the hold adapts to
+DELAY_MARGIN = 1.25
+RECENT_RELEASED = 256  # released frames whose arrival is kept, to time results that came late
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,7 @@ class FrameJoin:
     """The waiting frames and results of one camera."""
 
     hold_s: float
+    max_hold_s: float | None = None  # None: always hold_s
     max_frames: int = MAX_BUFFERED_FRAMES
     max_results: int = MAX_PENDING_RESULTS
     released_seq: int = -1  # the last seq handed out
@@ -48,9 +59,27 @@ class FrameJoin:
     _frames: dict[int, tuple[Frame, float]] = field(default_factory=dict)  # seq -> (frame, arrival)
     _order: list[int] = field(default_factory=list)  # heap of waiting seqs
     _results: dict[int, tuple[MatchResult, int]] = field(default_factory=dict)
+    _delays: deque[float] = field(default_factory=lambda: deque(maxlen=DELAY_SAMPLES))
+    _released_at: OrderedDict[int, float] = field(default_factory=OrderedDict)  # seq -> arrival
+    _hold: float | None = None  # the current hold, recomputed when a delay is recorded
 
     def __len__(self) -> int:
         return len(self._frames)
+
+    @property
+    def hold(self) -> float:
+        """How long a frame waits for its result now."""
+        if self._hold is None:
+            limit = self.hold_s if self.max_hold_s is None else self.max_hold_s
+            wanted = self.hold_s
+            if self._delays:
+                wanted = float(np.percentile(np.asarray(self._delays), 90)) * DELAY_MARGIN + 0.05
+            self._hold = min(max(self.hold_s, wanted), max(limit, self.hold_s))
+        return self._hold
+
+    def _delay(self, seconds: float) -> None:
+        self._delays.append(max(0.0, seconds))
+        self._hold = None
 
     def start_after(self, seq: int) -> None:
         """Frames up to `seq` were shown before (an overlay restart): they are not missing."""
@@ -69,8 +98,18 @@ class FrameJoin:
         heapq.heappush(self._order, seq)
         return True
 
-    def add_result(self, result: MatchResult, arrival_ns: int) -> bool:
-        """Keep a result for its frame; False if that frame has already been shown."""
+    def add_result(self, result: MatchResult, arrival_ns: int, now: float | None = None) -> bool:
+        """Keep a result for its frame; False if that frame has already been shown.
+
+        `now` (the overlay's monotonic clock) times the result against its frame's arrival.
+        """
+        if now is not None:
+            shown = self._released_at.get(result.seq)
+            waiting = self._frames.get(result.seq)
+            if shown is not None:
+                self._delay(now - shown)
+            elif waiting is not None:
+                self._delay(now - waiting[1])
         if result.seq <= self.released_seq:
             return False
         self._results[result.seq] = (result, arrival_ns)
@@ -81,17 +120,21 @@ class FrameJoin:
     def release(self, now: float, force: bool = False) -> list[Joined]:
         """Frames ready to show, in seq order: joined with their result, or overdue, or forced."""
         out: list[Joined] = []
+        hold = self.hold
         while self._order:
             seq = self._order[0]
             frame, arrived = self._frames[seq]
             joined = self._results.pop(seq, None)
             if joined is None:
-                overdue = now - arrived >= self.hold_s or len(self._frames) > self.max_frames
+                overdue = now - arrived >= hold or len(self._frames) > self.max_frames
                 if not (force or overdue):
                     break
             heapq.heappop(self._order)
             del self._frames[seq]
             self.released_seq = seq
+            self._released_at[seq] = arrived
+            if len(self._released_at) > RECENT_RELEASED:
+                self._released_at.popitem(last=False)
             if joined is None:
                 out.append(Joined(frame, None))
             else:

@@ -61,7 +61,8 @@ class OverlayStage(Stage):
                 # A fresh run replaces the previous output; a restarted one keeps what is there.
                 first = next_free_segment(path) if self.restarts else 0
                 writer = Mp4Writer(path, ov.segment_s, first)
-            view = CameraView(cam.id, FrameJoin(ov.hold_s), writer, restarted=self.restarts > 0)
+            join = FrameJoin(ov.hold_s, ov.max_hold_s)
+            view = CameraView(cam.id, join, writer, restarted=self.restarts > 0)
             self.cameras[cam.id] = view
         self.frame_links: dict[zmq.Socket[Any], str] = {}  # each camera's own frames socket
         self.results_sock: zmq.Socket[Any] | None = None
@@ -148,7 +149,7 @@ class OverlayStage(Stage):
             )
         elif dropped:
             self.metrics.drop(view.camera_id, "match->overlay", dropped)
-        view.add_result(result, time.time_ns())
+        view.add_result(result, time.time_ns(), time.monotonic())
 
     # --- output ----------------------------------------------------------------------------
     def _release_all(self, now: float, force: bool = False) -> None:
@@ -201,9 +202,8 @@ class OverlayStage(Stage):
             self._finish()
 
     def _idle_limit(self) -> float:
-        """Never give up on buffered frames before they have had their hold_s to find a result."""
-        ov = self.config.overlay
-        return max(ov.idle_exit_s, ov.hold_s)
+        """Never give up on buffered frames before they have had their hold to find a result."""
+        return max(self.config.overlay.idle_exit_s, *(v.join.hold for v in self.cameras.values()))
 
     def _finish(self) -> None:
         """Flush and close every output, write the summary, and stop the loop."""
