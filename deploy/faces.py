@@ -15,6 +15,7 @@ from bus.config import DetectConfig
 from bus.errors import FacestreamError
 from bus.records import Face
 from detect.factory import make_detector
+from detect.upright import upright_landmarks
 from embed.model import EmbeddingModel
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -47,7 +48,8 @@ class FaceAnalyzer:
         model: str = "sface",
         cache_dir: Path | None = None,
     ) -> None:
-        self.detector = make_detector(detect or DetectConfig())
+        self.detect_config = detect or DetectConfig()
+        self.detector = make_detector(self.detect_config)
         self.model = EmbeddingModel.load(model, cache_dir=cache_dir)
 
     @property
@@ -59,9 +61,16 @@ class FaceAnalyzer:
         return float(self.model.card.threshold)
 
     def faces(self, image: np.ndarray) -> list[FoundFace]:
+        """Every face with its embedding, aligned as the pipeline aligns (upright first)."""
         faces = self.detector.detect(image)
         if not faces:
             return []
+        if self.detect_config.upright:
+            for face in faces:
+                if face.landmarks is not None:
+                    level = upright_landmarks(self.detector, image, face)
+                    if level is not None:
+                        face.landmarks = level
         vectors = self.model.embed_faces(image, faces)
         return [FoundFace(f, v) for f, v in zip(faces, vectors, strict=True)]
 

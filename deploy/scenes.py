@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,8 @@ def background(size: tuple[int, int], seed: int) -> np.ndarray:
     """A still, textured backdrop: smooth colour gradients and blobs, like a wall and furniture."""
     w, h = size
     rng = np.random.default_rng(seed)
-    low = rng.uniform(40, 200, (6, 8, 3)).astype(np.float32)
+    tone = rng.uniform(70, 170, (6, 8, 1))
+    low = (tone + rng.uniform(-18, 18, (6, 8, 3))).astype(np.float32)  # muted colours
     grain = rng.normal(0, 6, (h // 4, w // 4, 3)).astype(np.float32)
     image = cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC) + cv2.resize(grain, (w, h))
     return np.clip(image, 0, 255).astype(np.uint8)
@@ -157,17 +159,22 @@ def render(
     return np.clip(canvas, 0, 255).astype(np.uint8), truth
 
 
+def iter_frames(scene: Scene, detector: Detector) -> Iterator[tuple[np.ndarray, list[dict[str, Any]]]]:
+    """Every frame of the scene with its truth, rendered in memory."""
+    sprites = {a.photo: Sprite.from_photo(a.photo, detector) for a in scene.actors}
+    base = background(scene.size, scene.seed)
+    for i in range(scene.frames):
+        yield render(scene, sprites, i, base)
+
+
 def write_scene(scene: Scene, video: Path, detector: Detector) -> Path:
     """Render the scene to an MP4 (mp4v) and its truth beside it (`<video>.truth.json`)."""
-    sprites = {a.photo: Sprite.from_photo(a.photo, detector) for a in scene.actors}
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"mp4v"), scene.fps, scene.size)
     if not writer.isOpened():
         raise FacestreamError(f"cannot write {video}")
-    base = background(scene.size, scene.seed)
     frames = []
     try:
-        for i in range(scene.frames):
-            image, faces = render(scene, sprites, i, base)
+        for i, (image, faces) in enumerate(iter_frames(scene, detector)):
             writer.write(image)
             frames.append({"seq": i, "faces": faces})
     finally:
@@ -224,4 +231,49 @@ def crowd_scene(cast: Cast, frames: int = 180, fps: float = 15.0) -> Scene:
             actor(cast.person("obama"), Key(2 * third, 470, 300, 120), Key(last, 470, 300, 120)),
         ),
         fps=fps,
+    )
+
+
+def empty_scene(cast: Cast, frames: int = 90, fps: float = 15.0) -> Scene:
+    """Nobody: a still room with sensor noise."""
+    return Scene("empty", frames, (), fps=fps, seed=1)
+
+
+def still_person(cast: Cast, frames: int = 90, fps: float = 15.0) -> Scene:
+    """Someone at a desk: one face that does not move."""
+    return Scene(
+        "still",
+        frames,
+        (Actor(*cast.person("obama"), (Key(0, 320, 230, 130), Key(frames - 1, 320, 230, 130))),),
+        fps=fps,
+        seed=2,
+    )
+
+
+def walking_person(cast: Cast, frames: int = 90, fps: float = 15.0) -> Scene:
+    """One person walking across the room, getting a little closer."""
+    last = frames - 1
+    return Scene(
+        "walking",
+        frames,
+        (Actor(*cast.person("macron"), (Key(0, 90, 220, 90), Key(last, 560, 260, 120))),),
+        fps=fps,
+        seed=3,
+    )
+
+
+def crowd_of_six(cast: Cast, frames: int = 90, fps: float = 15.0) -> Scene:
+    """Six faces moving at once, 60-120 px, two of them strangers."""
+    last = frames - 1
+    obama_again = (cast.photos / "obama_3.jpg", "obama")
+    paths = [
+        (cast.person("macron"), Key(0, 70, 90, 80), Key(last, 250, 110, 80)),
+        (cast.person("ardern"), Key(0, 560, 90, 90), Key(last, 400, 120, 90)),
+        (cast.person("obama"), Key(0, 100, 380, 100), Key(last, 260, 360, 110)),
+        (cast.stranger(0), Key(0, 580, 380, 95), Key(last, 440, 370, 95)),
+        (cast.stranger(1), Key(0, 330, 240, 70), Key(last, 330, 200, 70)),
+        (obama_again, Key(0, 470, 250, 60), Key(last, 560, 240, 60)),
+    ]
+    return Scene(
+        "crowd6", frames, tuple(Actor(who[0], who[1], (a, b)) for who, a, b in paths), fps=fps, seed=4
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bus.geometry import box_iou
+from bus.geometry import Box, box_iou
 
 UNKNOWN = "Unknown"
 BOX_IOU = 0.5  # a box "on" a face, for the named-right share
@@ -130,3 +130,17 @@ def score(results: list[dict[str, Any]], truth: dict[int, list[dict[str, Any]]])
                 out.named_right += 1
                 tally[0] += 1
     return out
+
+
+def boxes_agree(shown: list[Box], reference: list[Box], iou: float = BOX_IOU) -> bool:
+    """Whether two sets of boxes describe the same faces: each has a partner (IoU >= iou) in the
+    other, one to one. Used to price skipped detections against a detection on every frame."""
+    if len(shown) != len(reference):
+        return False
+    free = list(reference)
+    for box in sorted(shown, key=lambda b: -b[2] * b[3]):
+        best = max(free, key=lambda r: box_iou(box, r), default=None)
+        if best is None or box_iou(box, best) < iou:
+            return False
+        free.remove(best)
+    return True

@@ -21,6 +21,7 @@ WIDTH = 160  # the grey copy's width; its height keeps the frame's aspect
 CELL = 8  # grid cell side in the copy's pixels (4 % of its width)
 PIXEL_DELTA = 14  # grey levels of change that count, after the blur
 CELL_SHARE = 0.08  # share of a cell's pixels that must change for the cell to move
+BODY_BELOW = 3.0  # a person's body reaches this many face heights below the face
 
 
 @dataclass(frozen=True)
@@ -37,18 +38,22 @@ class Motion:
     def share(self) -> float:
         return float(self.cells.mean()) if self.cells.size else 0.0
 
-    def outside(self, boxes: list[Box], margin: float = 0.5) -> bool:
-        """Whether a moving cell lies outside every box (each grown by `margin` of its side)."""
+    def outside(self, boxes: list[Box]) -> bool:
+        """Whether a moving cell lies outside the people of these face boxes.
+
+        Around each face, the region its person's head and body may move in: a face width to
+        each side, half a face above, BODY_BELOW faces below. A walking person's shoulders do not
+        call for a detection; someone new entering elsewhere does.
+        """
         if not self.any:
             return False
         covered = np.zeros_like(self.cells)
         rows, cols = self.cells.shape
         for x, y, w, h in boxes:
-            grow = margin * max(w, h)
-            c0 = max(0, int((x - grow) // self.cell_w))
-            c1 = min(cols, int(np.ceil((x + w + grow) / self.cell_w)))
-            r0 = max(0, int((y - grow) // self.cell_h))
-            r1 = min(rows, int(np.ceil((y + h + grow) / self.cell_h)))
+            c0 = max(0, int((x - w) // self.cell_w))
+            c1 = min(cols, int(np.ceil((x + 2 * w) / self.cell_w)))
+            r0 = max(0, int((y - h / 2) // self.cell_h))
+            r1 = min(rows, int(np.ceil((y + (1 + BODY_BELOW) * h) / self.cell_h)))
             covered[r0:r1, c0:c1] = True
         return bool((self.cells & ~covered).any())
 
