@@ -168,6 +168,9 @@ class MatchConfig(StrictModel):
     gallery: Path
     threshold: float | None = Field(default=None, ge=-1.0, le=1.0)  # None: the model's own
     vote_window: int = Field(default=5, ge=1, le=100)  # a track's name: vote over its last N matches
+    # A frame waits at most this long for the frame it follows (they reach match by two paths,
+    # through embed or not), so names are decided in frame order.
+    reorder_wait_s: float = Field(default=1.0, ge=0.0, le=30.0)
     threads: int = Field(default=1, ge=0, le=256)  # FAISS search threads (0 = all cores)
 
 

@@ -221,15 +221,19 @@ class FaceCrops(_Record):
     frame_size: tuple[int, int] = (1, 1)  # width, height
     faces: list[Face] = field(default_factory=list)
     crops: list[np.ndarray] = field(default_factory=list)
+    after: int | None = None  # seq of the frame of this camera the same detect worker sent before
 
     def __post_init__(self) -> None:
         super().__post_init__()
         for crop in self.crops:
             _check_image(crop, "face crop")
         _check_indices(self.faces, len(self.crops), "crop")
+        _check_after(self.after, self.seq)
 
     def to_frames(self) -> list[bytes | memoryview]:
-        header = self._header(frame_size=list(self.frame_size), faces=[f.to_json() for f in self.faces])
+        header = self._header(
+            frame_size=list(self.frame_size), faces=[f.to_json() for f in self.faces], **_after(self.after)
+        )
         return encode(self.camera_id, header, self.crops)
 
     @classmethod
@@ -239,7 +243,17 @@ class FaceCrops(_Record):
             frame_size=_frame_size(msg),
             faces=_faces(msg),
             crops=list(msg.parts),
+            after=_opt_int(msg.header.get("after")),
         )
+
+
+def _check_after(after: int | None, seq: int) -> None:
+    if after is not None and not 0 <= after < seq:
+        raise WireError("bad_field", f"after must be an earlier seq (0 <= after < {seq}), got {after}")
+
+
+def _after(after: int | None) -> dict[str, int]:
+    return {} if after is None else {"after": int(after)}
 
 
 def _check_indices(faces: list[Face], count: int, what: str) -> None:
@@ -257,6 +271,7 @@ class Embeddings(_Record):
     faces: list[Face] = field(default_factory=list)
     vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     model_id: str = ""
+    after: int | None = None  # as in FaceCrops: the frame this one follows, for match's ordering
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -266,12 +281,14 @@ class Embeddings(_Record):
         if not np.isfinite(v).all():
             raise WireError("bad_payload", "vectors hold NaN or infinity")
         _check_indices(self.faces, v.shape[0], "vector")
+        _check_after(self.after, self.seq)
 
     def to_frames(self) -> list[bytes | memoryview]:
         header = self._header(
             frame_size=list(self.frame_size),
             faces=[f.to_json() for f in self.faces],
             model_id=self.model_id,
+            **_after(self.after),
         )
         return encode(self.camera_id, header, [self.vectors])
 
@@ -285,6 +302,7 @@ class Embeddings(_Record):
             faces=_faces(msg),
             vectors=msg.parts[0],
             model_id=str(msg.header.get("model_id", "")),
+            after=_opt_int(msg.header.get("after")),
         )
 
 

@@ -34,6 +34,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{s['faces']} faces, identities: {names} (+{s['unknown_faces']} Unknown faces), "
         f"{float(s['fps']):.1f} frames/s"  # type: ignore[arg-type]
     )
+    print(f"truth check, photos clip: {result.truth.summary()}")
     for video in result.videos:
         print(f"overlay video: {video}")
     print(f"per-frame results: {result.out_dir / 'results.jsonl'}")

@@ -21,7 +21,10 @@ from bus.errors import FacestreamError
 from deploy.assets import carphone_video, photo
 from deploy.enroll import enroll, enroll_from_camera
 from deploy.faces import FaceAnalyzer, read_image
+from deploy.scenes import truth_file
 from deploy.supervisor import Supervisor
+from deploy.truth import TruthScore, load_results, load_truth, score
+from detect.base import Detector
 
 log = logging.getLogger("facestream.demo")
 
@@ -46,40 +49,57 @@ class DemoResult:
     summary: dict[str, object]
     videos: list[Path]
     exit_code: int
+    truth: TruthScore  # the photos clip scored against its truth: wrong names, share named right
+
+
+def letterbox_transform(image_size: tuple[int, int], size: tuple[int, int]) -> tuple[float, int, int]:
+    """(scale, x offset, y offset) that letterbox an image of image_size (w, h) into size."""
+    w, h = size
+    iw, ih = image_size
+    scale = min(w / iw, h / ih)
+    return scale, (w - round(iw * scale)) // 2, (h - round(ih * scale)) // 2
 
 
 def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     w, h = size
-    scale = min(w / image.shape[1], h / image.shape[0])
+    scale, x0, y0 = letterbox_transform((image.shape[1], image.shape[0]), size)
     resized = cv2.resize(
         image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA
     )
     canvas = np.full((h, w, 3), 32, np.uint8)
-    y0, x0 = (h - resized.shape[0]) // 2, (w - resized.shape[1]) // 2
     canvas[y0 : y0 + resized.shape[0], x0 : x0 + resized.shape[1]] = resized
     return canvas
 
 
-def write_slideshow(path: Path) -> list[dict[str, object]]:
-    """The photos clip and its ground truth (who is on screen for which frame numbers)."""
+def write_slideshow(path: Path, detector: Detector) -> dict[str, object]:
+    """The photos clip and its truth, in the format of deploy.scenes: every frame's face with its
+    box (the photo's detected face, letterboxed) and the name the pipeline must show on it."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), SLIDE_FPS, SLIDE_SIZE)
     if not writer.isOpened():
         raise FacestreamError(f"cannot write {path}")
-    truth = []
-    for i, (name, expected) in enumerate(SLIDESHOW):
-        frame = letterbox(read_image(photo(name)), SLIDE_SIZE)
-        for _ in range(SLIDE_FRAMES):
-            writer.write(frame)
-        truth.append(
-            {
-                "photo": name,
-                "expected": expected,
-                "first_seq": i * SLIDE_FRAMES,
-                "last_seq": (i + 1) * SLIDE_FRAMES - 1,
-            }
-        )
-    writer.release()
-    return truth
+    frames: list[dict[str, object]] = []
+    try:
+        for i, (name, expected) in enumerate(SLIDESHOW):
+            image = read_image(photo(name))
+            faces = detector.detect(image)
+            if not faces:
+                raise FacestreamError(f"no face found in demo photo {name}")
+            x, y, bw, bh = max(faces, key=lambda f: f.box[2] * f.box[3]).box
+            scale, x0, y0 = letterbox_transform((image.shape[1], image.shape[0]), SLIDE_SIZE)
+            box = [
+                round(x * scale + x0, 1),
+                round(y * scale + y0, 1),
+                round(bw * scale, 1),
+                round(bh * scale, 1),
+            ]
+            frame = letterbox(image, SLIDE_SIZE)
+            for _ in range(SLIDE_FRAMES):
+                writer.write(frame)
+                truth = [{"actor": i, "name": expected, "box": box, "photo": name}]
+                frames.append({"seq": len(frames), "faces": truth})
+    finally:
+        writer.release()
+    return {"scene": "photos", "fps": SLIDE_FPS, "size": list(SLIDE_SIZE), "frames": frames}
 
 
 def build_config(
@@ -119,8 +139,8 @@ def run_demo(
     # One-shot: the driver from the earliest frame of the clip that shows a face.
     enroll_from_camera(gallery_path, str(carphone_video()), CARPHONE_NAME, analyzer, max_frames=10)
     clip = out / "photos_clip.mp4"
-    truth = write_slideshow(clip)
-    (out / "photos_clip.truth.json").write_text(json.dumps(truth, indent=1))
+    truth = write_slideshow(clip, analyzer.detector)
+    truth_file(clip).write_text(json.dumps(truth, separators=(",", ":")))
     ipc_dir = Path(tempfile.mkdtemp(prefix="fs-demo-"))  # ipc paths must stay short
     try:
         config = build_config(out, ipc_dir, gallery_path, clip, detector, workers, mjpeg_port)
@@ -138,4 +158,5 @@ def run_demo(
         raise FacestreamError(f"the pipeline wrote no summary (logs in {out / 'logs'})")
     summary = json.loads(summary_path.read_text())
     videos = sorted(out.glob("overlay*.mp4"))
-    return DemoResult(out, summary, videos, 0)
+    checked = score(load_results(out / "results.jsonl", "photos"), load_truth(truth_file(clip)))
+    return DemoResult(out, summary, videos, 0, checked)

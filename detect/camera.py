@@ -39,6 +39,7 @@ class CameraDetect:
     tracker: Tracker = field(init=False)
     planner: Planner = field(init=False)
     gate: MotionGate = field(default_factory=MotionGate)
+    last_sent: int | None = None  # seq of this camera's last frame that left the worker
 
     def __post_init__(self) -> None:
         cfg = self.cfg

@@ -152,11 +152,14 @@ class DetectStage(Stage):
         except (FacestreamError, WireError, cv2.error) as exc:
             self.reject(WireError("detect_failed", f"camera {camera} seq {frame.seq}: {exc}"))
             return
+        cam = self.cameras[camera]
         out = outcome.faces
+        out.after = cam.last_sent  # match names this camera's frames in the order they left
         if out.crops and not self._send(self.push, out, "detect->embed"):
             self._crops_not_sent(out)
-            out = FaceCrops(out.camera_id, out.seq, out.ts_ns, out.stamps, out.frame_size, out.faces)
+            out = FaceCrops(out.camera_id, out.seq, out.ts_ns, out.stamps, out.frame_size, out.faces, after=out.after)
         if out.crops or self._send(self.to_match, out, "detect->match"):
+            cam.last_sent = out.seq
             self.metrics.inc_out(camera)
         compute = time.perf_counter() - start
         self.budget.record(time.monotonic(), compute, behind)

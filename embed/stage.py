@@ -90,6 +90,7 @@ class EmbedStage(Stage):
                     faces=rec.faces,
                     vectors=vectors[id(rec)],
                     model_id=self.model.model_id,
+                    after=rec.after,
                 )
                 if self._send(out.to_frames(), rec.camera_id):
                     self.metrics.observe(rec.camera_id, seconds[id(rec)], since_capture_s(rec))
@@ -145,4 +146,5 @@ def _without_crops(rec: FaceCrops, model_id: str, dim: int) -> Embeddings:
         faces=[replace(face, crop_index=None) for face in rec.faces],
         vectors=np.zeros((0, dim), np.float32),
         model_id=model_id,
+        after=rec.after,
     )

@@ -6,7 +6,8 @@ dropped by it when it falls behind); results go out on one PUB socket to overlay
 consumer. The gallery file is watched and hot-reloaded, so
 enrolling a new person needs no restart.
 
-Everything waiting is searched in one FAISS call (a backlog costs one search, not one per frame),
+Each camera's frames are named in the order detect sent them (match.order: the two paths
+overtake each other). Everything waiting is searched in one FAISS call (a backlog costs one search, not one per frame),
 and tracked faces get their track's smoothed name (match.identity), so names do not flicker;
 an embedding that does not match a track's name withdraws it at once.
 Each result carries `published`, its number among this camera's results, so a subscriber can
@@ -29,6 +30,7 @@ from bus.stage import Stage, since_capture_s
 from bus.topology import endpoint
 from match.gallery import Gallery, Identity, file_signature
 from match.identity import TrackNames
+from match.order import InOrder
 
 RELOAD_CHECK_S = 1.0
 
@@ -61,6 +63,7 @@ class MatchStage(Stage):
             link_iou=self.config.detect.track_iou,
         )
         self._published: dict[str, int] = {}
+        self.order = InOrder(wait_s=self.config.match.reorder_wait_s)
         pull = self.socket(zmq.PULL, bind=[endpoint(self.config.bus, "match_in").bind])
         self._pub = self.socket(zmq.PUB, bind=[endpoint(self.config.bus, "results").bind])
         self.inputs.append(pull)
@@ -77,9 +80,24 @@ class MatchStage(Stage):
             waiting[record.camera_id] = waiting.get(record.camera_id, 0) + 1
         for camera, count in waiting.items():
             self.metrics.set_camera_depth(camera, count)
-        converted = [self._as_embeddings(r) if isinstance(r, FaceCrops) else r for r in records]
-        records = [r for r in converted if r is not None]
-        usable = [r for r in records if isinstance(r, Embeddings) and self._usable(r)]
+        now = time.monotonic()
+        ready: list[Embeddings | EndOfStream] = []
+        for record in records:
+            if isinstance(record, EndOfStream):
+                ready.extend(self.order.flush(record.camera_id))  # what waited goes out before the end
+                ready.append(record)
+                continue
+            usable = self._as_embeddings(record) if isinstance(record, FaceCrops) else record
+            if isinstance(usable, Embeddings):
+                if self._usable(usable):
+                    ready.extend(self.order.add(usable, now))
+            elif usable is not None:
+                self.reject(WireError("unexpected_kind", f"match takes embeddings, got {usable.KIND!r}"))
+        self._name_and_publish(ready)
+
+    def _name_and_publish(self, records: list[Embeddings | EndOfStream]) -> None:
+        """One gallery search for all of them, then each published in order."""
+        usable = [r for r in records if isinstance(r, Embeddings)]
         started = time.perf_counter()
         found = self._search(usable)
         search_s = time.perf_counter() - started
@@ -88,14 +106,12 @@ class MatchStage(Stage):
             if isinstance(record, EndOfStream):
                 self.names.end(record.camera_id)
                 self._send(record.to_frames(), record.camera_id)
-            elif isinstance(record, Embeddings) and id(record) in found:
+            elif id(record) in found:
                 begun = time.perf_counter()
                 self._publish(record, found[id(record)])
                 self.metrics.observe(
                     record.camera_id, share + time.perf_counter() - begun, since_capture_s(record)
                 )
-            elif not isinstance(record, Embeddings):
-                self.reject(WireError("unexpected_kind", f"match takes embeddings, got {record.KIND!r}"))
 
     def _as_embeddings(self, faces: FaceCrops) -> Embeddings | None:
         """A frame none of whose faces needs a new embedding, as embeddings with no vectors."""
@@ -111,6 +127,7 @@ class MatchStage(Stage):
             faces=faces.faces,
             vectors=np.zeros((0, self.gallery.dim), np.float32),
             model_id=self.gallery.model_id,
+            after=faces.after,
         )
 
     def _usable(self, record: Embeddings) -> bool:
@@ -194,6 +211,9 @@ class MatchStage(Stage):
 
     def tick(self) -> None:
         now = time.monotonic()
+        late = self.order.due(now)
+        if late:
+            self._name_and_publish(list(late))
         if now - self._last_check < RELOAD_CHECK_S:
             return
         self._last_check = now
