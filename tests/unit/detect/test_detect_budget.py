@@ -34,7 +34,7 @@ def crowd(yunet: YuNetDetector, cast: Cast) -> Frames:
 
 
 def _box(face: dict) -> tuple[float, float, float, float]:
-    return tuple(face["box"])  # type: ignore[return-value]
+    return tuple(face["box"])
 
 
 def test_a_still_scene_with_noise_shows_no_motion_and_a_moving_face_does(
