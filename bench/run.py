@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -22,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.machine import machine
 from bus.config import DetectConfig
 from bus.errors import FacestreamError
 from bus.logs import setup_logging
@@ -102,38 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--workdir", type=Path, default=None, help="keep the clip, gallery, configs and stage logs here"
     )
     return p
-
-
-def machine() -> dict[str, Any]:
-    import cv2
-    import faiss
-    import onnxruntime
-
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gb = None
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem_gb = round(kb / 1024 / 1024, 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "memory_gb": mem_gb,
-        "load_avg_at_start": [round(v, 2) for v in os.getloadavg()],
-        "python": platform.python_version(),
-        "opencv": cv2.__version__,
-        "opencv_threads": cv2.getNumThreads(),
-        "onnxruntime": onnxruntime.__version__,
-        "faiss": faiss.__version__,
-    }
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
