@@ -9,6 +9,7 @@ Faces to embed are looked at upright first (detect.upright) and cut out with a m
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +41,8 @@ class CameraDetect:
     planner: Planner = field(init=False)
     gate: MotionGate = field(default_factory=MotionGate)
     last_sent: int | None = None  # seq of this camera's last frame that left the worker
+    modes: Counter[Mode] = field(default_factory=Counter)  # frames by what they cost
+    dropped: int = 0  # frames of a backlog beyond MAX_WAITING, never looked at
 
     def __post_init__(self) -> None:
         cfg = self.cfg
@@ -76,6 +79,7 @@ class CameraDetect:
         if copy is not None and mode is not Mode.STILL:
             self.gate.measured(copy)
         self.planner.done(mode, now, lost_a_face=lost > 0)
+        self.modes[mode] += 1
         return Outcome(self._crops(frame, faces, wanted), mode)
 
     def _detect(self, image: np.ndarray, now: float) -> tuple[list[Face], list[bool]]:
@@ -115,4 +119,12 @@ class CameraDetect:
             frame_size=(width, height),
             faces=faces,
             crops=crops,
+        )
+
+    def report(self) -> str:
+        """What this camera's frames cost, for the log at its end."""
+        m = self.modes
+        return (
+            f"{sum(m.values())} frames: {m[Mode.FULL]} detected, {m[Mode.FOLLOW]} followed, "
+            f"{m[Mode.STILL]} still; {self.dropped} dropped behind"
         )

@@ -38,7 +38,7 @@ from detect.camera import CameraDetect
 from detect.factory import make_detector
 
 EOS_WAIT_MS = 1000  # an end-of-stream may wait this long for room downstream; frames never wait
-MAX_WAITING = 3  # frames of one camera taken in order; older ones beyond this are dropped
+MAX_WAITING = 10  # frames of one camera taken in order; older ones beyond this are dropped
 
 
 class DetectStage(Stage):
@@ -133,6 +133,7 @@ class DetectStage(Stage):
                 if len(queue) > MAX_WAITING:
                     queue.popleft()
                     self.metrics.drop(record.camera_id, "capture->detect")
+                    self.camera(record.camera_id).dropped += 1
             elif isinstance(record, EndOfStream):
                 self.metrics.inc_in(record.camera_id)
                 for last in pending.pop(record.camera_id, deque()):  # its frames go out before its end
@@ -189,7 +190,9 @@ class DetectStage(Stage):
 
     def forward_eos(self, eos: EndOfStream) -> None:
         """Downstream needs the end to finish cleanly, so it may wait briefly, unlike frames."""
-        self.cameras.pop(eos.camera_id, None)  # a camera that comes back starts new tracks
+        ended = self.cameras.pop(eos.camera_id, None)  # a camera that comes back starts new tracks
+        if ended is not None:
+            self.log.info("camera %s: %s", eos.camera_id, ended.report())
         if self.push.poll(EOS_WAIT_MS, zmq.POLLOUT):
             self.push.send_multipart(eos.to_frames(), flags=zmq.NOBLOCK, copy=False)
             self.metrics.inc_out(eos.camera_id)
