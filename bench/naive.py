@@ -17,9 +17,8 @@ import numpy as np
 
 from bus.config import DetectConfig
 from bus.errors import FacestreamError
+from bus.records import Frame
 from detect.factory import make_detector
-from detect.quality import face_quality
-from detect.tracker import Observation, Tracker, thumbnail
 from embed.model import EmbeddingModel
 from match.gallery import Gallery
 
@@ -146,21 +145,31 @@ def _run_naive(
     }
 
 
-def tracking_cost(clip: Path, frames: int, detect: DetectConfig | None = None) -> dict[str, float]:
-    """CPU ms per frame that tracking adds in detect (quality, thumbnail, association)."""
+def detect_costs(clip: Path, frames: int, detect: DetectConfig | None = None) -> dict[str, Any]:
+    """CPU ms per frame of what a detect worker does, by mode (detect.camera in this process).
+
+    A full frame includes detection, quality, tracking and the upright look and crop of the
+    faces it embeds; a followed frame the motion check and template matching; a still frame the
+    motion check alone. Frames are fed at the clip's 30 fps with the pipeline's defaults.
+    """
+    from detect.camera import CameraDetect
+
     cfg = detect or DetectConfig()
-    detector = make_detector(cfg)
+    camera = CameraDetect("bench", cfg, make_detector(cfg))
     reader = Feed(clip)
-    tracker = Tracker(first_id=1)
-    spent = 0.0
+    spent: dict[str, float] = {}
+    count: Counter[str] = Counter()
     try:
         for i in range(frames):
-            frame = reader.read()
-            faces = detector.detect(frame)
+            frame = Frame("bench", i, int(i / 30.0 * 1e9), image=reader.read())
             c0 = time.process_time()
-            seen = [Observation(f, face_quality(frame, f), thumbnail(frame, f)) for f in faces]
-            tracker.update(seen, i / 30.0)
-            spent += time.process_time() - c0
+            out = camera.handle(frame, interval_s=0.0)
+            mode = out.mode.value
+            spent[mode] = spent.get(mode, 0.0) + time.process_time() - c0
+            count[mode] += 1
     finally:
         reader.close()
-    return {"track_cpu_ms_per_frame": round(spent / frames * 1000, 3)}
+    return {
+        "cpu_ms_per_frame": {m: round(spent[m] / count[m] * 1000, 3) for m in count},
+        "frames": dict(count),
+    }

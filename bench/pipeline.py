@@ -1,9 +1,10 @@
-"""Run the real multi-process pipeline on N copies of a clip and measure it from outside.
+"""Run the real multi-process pipeline on cameras of the bench's clips and measure it from outside.
 
-Every stage is its own `facestream stage` process, as `facestream run` starts them; the bench
-itself is the results client (a SUB on match's results, like any consumer of docs/wire.md). It
-reads each process's /metrics (stage compute, drops per hop) and its CPU time from /proc at the
-start and end of a measuring window, so no number comes from inside the code under test alone.
+The pipeline is started by the same supervisor as `facestream run` (every stage its own
+process, the overlay included); the bench itself is a results client (a SUB on match's
+results, like any consumer of docs/wire.md). It reads each process's /metrics (stage compute,
+detect's frames by mode, drops per hop) and its CPU time from /proc at the start and end of a
+measuring window, so no number comes from inside the code under test alone.
 """
 
 from __future__ import annotations
@@ -12,58 +13,46 @@ import json
 import logging
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import zmq
 from prometheus_client.parser import text_string_to_metric_families
 
-from bus.config import PipelineConfig, dump_config, parse_config
+from bus.config import dump_config, parse_config
 from bus.errors import FacestreamError
 from bus.records import MatchResult, record_from_message
-from bus.topology import all_endpoints, endpoint
+from bus.stage import metrics_port
+from bus.topology import endpoint
 from bus.wire import decode
+from deploy.supervisor import Supervisor
 
 log = logging.getLogger("facestream.bench")
 
-REPO = Path(__file__).resolve().parents[1]
-METRIC_OFFSETS = {"capture": 0, "detect": 100, "embed": 200, "match": 300}  # as bus/stage.py
-NO_FRAMES_TOPIC = b"\x00bench"  # a subscription that matches no camera: capture sees a subscriber
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-@dataclass
-class Proc:
-    name: str
-    index: int
-    popen: subprocess.Popen[bytes]
-    ready: Path
-    log: IO[bytes]
-    port: int
-
-    @property
-    def label(self) -> str:
-        return f"{self.name}-{self.index}"
-
-
 def free_metrics_base(feeds: int, workers: int) -> int:
-    """A base port whose /metrics ports for this run (capture, detect, embed, match) are all free."""
-    offsets = [*range(feeds), *(100 + i for i in range(workers)), *(200 + i for i in range(workers)), 300]
+    """A base port whose /metrics ports for this run (every stage process) are all free."""
+    offsets = [
+        *range(feeds),
+        *(100 + i for i in range(workers)),
+        *(200 + i for i in range(workers)),
+        300,
+        301,
+    ]
     for _ in range(100):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             base = int(s.getsockname()[1])
-        if base + 300 >= 65000:
+        if base + 301 >= 65000:
             continue
         try:
             for offset in offsets:
@@ -137,112 +126,65 @@ class Sink:
 
 
 class PipelineBench:
+    """The pipeline as `facestream run` starts it (deploy.supervisor), measured from outside."""
+
     def __init__(
         self,
-        clip: Path,
+        cameras: list[dict[str, Any]],
         gallery: Path,
-        feeds: int,
         workers: int,
-        fps: float,
-        track: bool,
         workdir: Path,
+        label: str,
         hwm: int | None = None,
+        detect: dict[str, Any] | None = None,
     ) -> None:
-        self.clip, self.gallery, self.feeds, self.workers = clip, gallery, feeds, workers
-        self.fps, self.track, self.hwm = fps, track, hwm
-        self.workdir = workdir
-        self.procs: list[Proc] = []
+        self.cameras, self.gallery, self.workers, self.hwm = cameras, gallery, workers, hwm
+        self.workdir, self.label = workdir, label
         self.ctx: zmq.Context[Any] = zmq.Context()
         self.ipc_dir = Path(tempfile.mkdtemp(prefix="fsb-"))  # ipc paths must stay short
-        self.base = free_metrics_base(feeds, workers)
-        self.config = self._config()
-        self.config_path = workdir / f"pipeline-{feeds}feeds.yaml"
-        dump_config(self.config, self.config_path)
-
-    def _config(self) -> PipelineConfig:
-        return parse_config(
+        self.config = parse_config(
             {
-                "cameras": [
-                    {
-                        "id": f"cam{i}",
-                        "source": str(self.clip),
-                        "realtime": True,
-                        "fps": self.fps,
-                        "loop": True,
-                    }
-                    for i in range(self.feeds)
-                ],
+                "cameras": cameras,
                 "bus": {"transport": "ipc", "ipc_dir": str(self.ipc_dir)}
-                | ({} if self.hwm is None else {"hwm": self.hwm}),
-                "detect": {"workers": self.workers, "track": self.track},
-                "embed": {"workers": self.workers},
-                "match": {"gallery": str(self.gallery)},
-                "metrics": {"base_port": self.base},
+                | ({} if hwm is None else {"hwm": hwm}),
+                "detect": {"workers": workers} | (detect or {}),
+                "embed": {"workers": workers},
+                "match": {"gallery": str(gallery)},
+                "metrics": {"base_port": free_metrics_base(len(cameras), workers)},
+                "supervisor": {"log_dir": str(workdir / f"logs-{label}"), "max_restarts": 0},
             },
             "bench config",
         )
+        self.config_path = workdir / f"pipeline-{label}.yaml"
+        dump_config(self.config, self.config_path)
+        self.supervisor = Supervisor(self.config, self.config_path, self.ipc_dir / "run")
+        self.results = self.ctx.socket(zmq.SUB)
 
-    # --- processes ------------------------------------------------------------------------
-    def _spawn(self, name: str, index: int) -> Proc:
-        ready = self.ipc_dir / f"{name}-{index}.ready"
-        logfile = open(self.workdir / f"{name}-{index}-{self.feeds}feeds.log", "wb")  # noqa: SIM115
-        cmd = [
-            sys.executable, "-m", "deploy.cli", "stage", name, "--config", str(self.config_path),
-            "--index", str(index), "--ready-file", str(ready),
-        ]  # fmt: skip
-        popen = subprocess.Popen(cmd, cwd=REPO, stdout=logfile, stderr=subprocess.STDOUT)
-        proc = Proc(name, index, popen, ready, logfile, self.base + METRIC_OFFSETS[name] + index)
-        self.procs.append(proc)
-        return proc
-
-    def _wait_ready(self, procs: list[Proc], timeout_s: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        for proc in procs:
-            while not proc.ready.exists():
-                if proc.popen.poll() is not None:
-                    raise FacestreamError(
-                        f"bench: {proc.label} exited ({proc.popen.returncode}); see its log"
-                    )
-                if time.monotonic() > deadline:
-                    raise FacestreamError(f"bench: {proc.label} not ready after {timeout_s:g} s")
-                time.sleep(0.05)
+    @property
+    def offered_fps(self) -> float:
+        return sum(float(c.get("fps") or 0.0) for c in self.cameras)
 
     def start(self) -> None:
-        consumers = [self._spawn("match", 0)]
-        consumers += [self._spawn("embed", i) for i in range(self.workers)]
-        consumers += [self._spawn("detect", i) for i in range(self.workers)]
-        self._wait_ready(consumers)
-        self.results = self.ctx.socket(zmq.SUB)
         self.results.setsockopt(zmq.SUBSCRIBE, b"")
         self.results.setsockopt(zmq.RCVHWM, 100_000)
         self.results.connect(endpoint(self.config.bus, "results").connect)
-        self.frames = self.ctx.socket(zmq.SUB)  # only so that each capture sees a subscriber
-        self.frames.setsockopt(zmq.SUBSCRIBE, NO_FRAMES_TOPIC)
-        for e in all_endpoints(self.config, "frames"):
-            self.frames.connect(e.connect)
-        time.sleep(0.3)  # the subscription reaches match's PUB
-        self._wait_ready([self._spawn("capture", i) for i in range(self.feeds)])
+        self.supervisor.start()  # consumers first (the overlay subscribes to every camera), then cameras
 
     def stop(self) -> None:
-        for proc in self.procs:
-            if proc.popen.poll() is None:
-                proc.popen.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.popen.kill()
-                proc.popen.wait()
-            proc.log.close()
+        self.supervisor.stop()
         self.ctx.destroy(linger=0)
         shutil.rmtree(self.ipc_dir, ignore_errors=True)
 
     # --- measuring ------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
+        pids = self.supervisor.pids()
+        samples = {}
+        for label in pids:
+            name, index = label.rsplit("-", 1)
+            port = metrics_port(self.config, name, int(index))
+            samples[label] = [] if port is None else scrape(port)
         return Snapshot(
-            at=time.time_ns(),
-            cpu={p.label: cpu_seconds(p.popen.pid) for p in self.procs},
-            samples={p.label: scrape(p.port) for p in self.procs},
+            at=time.time_ns(), cpu={label: cpu_seconds(pid) for label, pid in pids.items()}, samples=samples
         )
 
     def _pump(self, sink: Sink, until: float) -> None:
@@ -260,11 +202,13 @@ class PipelineBench:
                 record = record_from_message(decode(frames))
                 if isinstance(record, MatchResult):
                     sink.results.append((arrived, record))
-            for proc in self.procs:
-                if proc.popen.poll() is not None:
-                    raise FacestreamError(f"bench: {proc.label} died ({proc.popen.returncode}); see its log")
+            if self.supervisor.check() is not None:
+                raise FacestreamError(
+                    f"bench: the pipeline stopped: {self.supervisor.last_error or 'see its logs'}"
+                )
 
-    def measure(self, warmup_s: float, window_s: float) -> dict[str, Any]:
+    def measure(self, warmup_s: float, window_s: float, keep: list[Any] | None = None) -> dict[str, Any]:
+        """Summary of a measuring window; `keep` gets the window's (arrival ns, result) pairs."""
         sink = Sink()
         deadline = time.monotonic() + 120
         while {r.camera_id for _, r in sink.results} != {c.id for c in self.config.cameras}:
@@ -275,7 +219,10 @@ class PipelineBench:
         first = self.snapshot()
         self._pump(sink, time.monotonic() + window_s)
         last = self.snapshot()
-        return summarize(self, sink.window(first.at, last.at), first, last)
+        window = sink.window(first.at, last.at)
+        if keep is not None:
+            keep.extend(window)
+        return summarize(self, window, first, last)
 
 
 def _pct(values: list[float]) -> dict[str, float] | None:
@@ -285,6 +232,10 @@ def _pct(values: list[float]) -> dict[str, float] | None:
     out = {f"p{q}": round(float(np.percentile(arr, q)), 2) for q in (50, 95, 99)}
     out["max"] = round(float(arr.max()), 2)
     return out
+
+
+def change_labelled(first: Snapshot, last: Snapshot, name: str, stage: str, **labels: str) -> float:
+    return _sum(last, name, stage, **labels) - _sum(first, name, stage, **labels)
 
 
 def summarize(
@@ -300,7 +251,7 @@ def summarize(
         return _sum(last, name, stage) - _sum(first, name, stage)
 
     stage_ms: dict[str, float | None] = {}
-    for stage in ("detect", "embed", "match", "capture"):
+    for stage in ("detect", "embed", "match", "capture", "overlay"):
         count = change("facestream_stage_seconds_count", stage)
         spent = change("facestream_stage_seconds_sum", stage)
         stage_ms[stage] = round(spent / count * 1000, 3) if count else None
@@ -321,14 +272,27 @@ def summarize(
     for label, seconds_used in cpu.items():
         kind = label.rsplit("-", 1)[0]
         by_stage[kind] = round(by_stage.get(kind, 0.0) + seconds_used, 3)
-    total_cpu = sum(cpu.values())
+    # What recognition costs: every stage but the overlay, which is the viewer (reported apart).
+    total_cpu = sum(v for k, v in by_stage.items() if k != "overlay")
     names = Counter(f.name for f in faces)
+    naming = Counter(name for _, r in window for name in {f.name for f in r.faces if f.name})
+    modes = {
+        mode: int(change_labelled(first, last, "facestream_detect_frames_total", "detect", mode=mode))
+        for mode in ("full", "follow", "still")
+    }
+    per_camera_fps = Counter(r.camera_id for _, r in window)
     return {
-        "feeds": bench.feeds,
+        "feeds": len(bench.cameras),
         "workers": bench.workers,
-        "track": bench.track,
+        "track": bench.config.detect.track,
+        "motion": bench.config.detect.motion,
         "hwm": bench.config.bus.hwm,
-        "offered_fps": round(bench.feeds * bench.fps, 2),
+        "offered_fps": round(bench.offered_fps, 2),
+        "detect_modes": modes,
+        "full_detections_per_frame": round(modes["full"] / max(1, sum(modes.values())), 4),
+        "camera_fps": {c: round(n / seconds, 2) for c, n in sorted(per_camera_fps.items())}
+        if seconds > 0
+        else {},
         "window_s": round(seconds, 3),
         "results": delivered,
         "fps": round(delivered / seconds, 2) if seconds > 0 else 0.0,
@@ -343,29 +307,40 @@ def summarize(
             c: {k: int(v) for k, v in sorted(d.items())} for c, d in sorted(per_camera.items())
         },
         "cpu_s": by_stage,
-        "cpu_s_total": round(total_cpu, 3),
+        "cpu_s_total": round(total_cpu, 3),  # without the overlay
+        "cpu_ms_per_frame": round(total_cpu / captured * 1000, 3) if captured else None,
         "cpu_ms_per_result": round(total_cpu / delivered * 1000, 3) if delivered else None,
-        "names": dict(names.most_common()),
+        "names": dict(names.most_common()),  # faces per name
+        "results_naming": dict(naming.most_common()),  # results with at least one face of that name
     }
 
 
 def run_pipeline(
-    clip: Path,
+    cameras: list[dict[str, Any]],
     gallery: Path,
-    feeds: int,
     workers: int,
-    fps: float,
-    track: bool,
     warmup_s: float,
     window_s: float,
     workdir: Path,
+    label: str,
     hwm: int | None = None,
+    detect: dict[str, Any] | None = None,
+    keep: list[Any] | None = None,
 ) -> dict[str, Any]:
-    bench = PipelineBench(clip, gallery, feeds, workers, fps, track, workdir, hwm)
+    """Start the pipeline on these cameras, measure one window, stop it; `keep` gets the window's results."""
+    bench = PipelineBench(cameras, gallery, workers, workdir, label, hwm, detect)
     try:
         bench.start()
-        result = bench.measure(warmup_s, window_s)
+        result = bench.measure(warmup_s, window_s, keep)
     finally:
         bench.stop()
-    (workdir / f"pipeline-{feeds}feeds.json").write_text(json.dumps(result, indent=1))
+    (workdir / f"pipeline-{label}.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def looping(source: Path, count: int, fps: float, prefix: str = "cam", **camera: Any) -> list[dict[str, Any]]:
+    """`count` cameras replaying one video in real time at `fps`."""
+    return [
+        {"id": f"{prefix}{i}", "source": str(source), "realtime": True, "fps": fps, "loop": True, **camera}
+        for i in range(count)
+    ]

@@ -121,11 +121,16 @@ class Stage(ABC):
             self.tick()
 
     def _serve_metrics(self) -> None:
-        base = self.config.metrics.base_port
-        if base is not None:
-            port = base + _METRICS_OFFSETS[self.name] + self.index
+        port = metrics_port(self.config, self.name, self.index)
+        if port is not None:
             self.metrics.serve(self.config.metrics.host, port)
             self.log.info("metrics on http://%s:%d/metrics", self.config.metrics.host, port)
+
+
+def metrics_port(config: PipelineConfig, stage: str, index: int = 0) -> int | None:
+    """Where process `index` of a stage serves /metrics (None: metrics.base_port is unset)."""
+    base = config.metrics.base_port
+    return None if base is None else base + _METRICS_OFFSETS[stage] + index
 
 
 def since_capture_s(record: Record) -> float:

@@ -58,7 +58,8 @@ def test_quick_bench_command(tmp_path: Path) -> None:
     out = tmp_path / "quick.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.run", "--quick", "--feeds", "1", "--workers", "2",
-         "--gallery-sizes", "5000", "--out", str(out), "--workdir", str(tmp_path / "work")],
+         "--gallery-sizes", "5000", "--scene-feeds", "1", "--skip", "many",
+         "--out", str(out), "--workdir", str(tmp_path / "work")],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -69,6 +70,21 @@ def test_quick_bench_command(tmp_path: Path) -> None:
     assert pipe["results"] > 0 and pipe["workers"] == 2 and pipe["latency_ms"]["p50"] > 0
     assert pipe["names"].get("carphone_driver", 0) >= 0.8 * sum(pipe["names"].values())
     assert 0 < pipe["crops_per_result"] < 0.5  # tracking: most frames need no embedding
-    assert pipe["cpu_s_total"] > 0 and set(pipe["cpu_s"]) == {"capture", "detect", "embed", "match"}
+    assert pipe["cpu_s_total"] > 0 and set(pipe["cpu_s"]) == {
+        "capture",
+        "detect",
+        "embed",
+        "match",
+        "overlay",
+    }
     assert report["comparison"]["overhead"]["1"]["transport_overhead"] > -0.5
     assert {e["index"] for e in report["faiss"]} == {"flat", "sketch", "ivf", "hnsw"}
+    # The detection budget's scenes: an empty room detects rarely, a moving face every so often.
+    scenes = report["scenes"]
+    assert scenes["empty"]["full_detections_per_frame"] < 0.2
+    assert scenes["empty-detected"]["full_detections_per_frame"] > 0.9
+    assert 0 < scenes["still_vs_detected"] < 1
+    assert scenes["walking"]["boxes_agree"] > 0.5 and scenes["crowd6"]["frames"] > 0
+    # A smaller gallery than the 1M of the FAISS target: not measured, never "MISSED".
+    assert report["comparison"]["targets"]["match_5000"]["met"] is None
+    assert "match_5000" in proc.stdout and "not measured here" in proc.stdout
