@@ -163,16 +163,17 @@ class OverlayStage(Stage):
     def _show(self, view: CameraView, joined: Joined) -> None:
         started = time.perf_counter()
         frame, result = joined.frame, joined.result
-        drawn = draw_faces(
-            frame.image,
-            [] if result is None else result.faces,
-            None if result is None else result.frame_size,
-            no_result=result is None,
-        )
-        if view.writer is not None:
-            view.writer.write(drawn, frame.fps)
-        if self.mjpeg is not None:
-            self.mjpeg.publish(view.camera_id, drawn)
+        if view.writer is not None or self.mjpeg is not None:  # nobody sees a drawing otherwise
+            drawn = draw_faces(
+                frame.image,
+                [] if result is None else result.faces,
+                None if result is None else result.frame_size,
+                no_result=result is None,
+            )
+            if view.writer is not None:
+                view.writer.write(drawn, frame.fps)
+            if self.mjpeg is not None:
+                self.mjpeg.publish(view.camera_id, drawn)
         if self.results_log is not None:
             self.results_log.write(view.camera_id, joined)
         if result is None:
