@@ -82,7 +82,7 @@ def test_quick_bench_command(tmp_path: Path) -> None:
     # The detection budget's scenes: an empty room detects rarely, a moving face every so often.
     scenes = report["scenes"]
     assert scenes["empty"]["full_detections_per_frame"] < 0.2
-    assert scenes["empty-detected"]["full_detections_per_frame"] > 0.9
+    assert scenes["empty-1-detected"]["full_detections_per_frame"] > 0.5
     assert 0 < scenes["still_vs_detected"] < 1
     assert scenes["walking"]["boxes_agree"] > 0.5 and scenes["crowd6"]["frames"] > 0
     # A smaller gallery than the 1M of the FAISS target: not measured, never "MISSED".
