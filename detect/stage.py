@@ -158,7 +158,9 @@ class DetectStage(Stage):
         out.after = cam.last_sent  # match names this camera's frames in the order they left
         if out.crops and not self._send(self.push, out, "detect->embed"):
             self._crops_not_sent(out)
-            out = FaceCrops(out.camera_id, out.seq, out.ts_ns, out.stamps, out.frame_size, out.faces, after=out.after)
+            out = FaceCrops(
+                out.camera_id, out.seq, out.ts_ns, out.stamps, out.frame_size, out.faces, after=out.after
+            )
         if out.crops or self._send(self.to_match, out, "detect->match"):
             cam.last_sent = out.seq
             self.metrics.inc_out(camera)
