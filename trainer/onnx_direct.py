@@ -178,10 +178,9 @@ def convert_graph(model: keras.Model) -> onnx.ModelProto:
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        try:
-            inputs, output = _tensors(layer.input), layer.output
-        except (AttributeError, ValueError) as exc:  # Keras: "has multiple inbound nodes"
-            raise FacestreamError(f"layer {layer.name} is used more than once ({exc})") from exc
+        if len(layer._inbound_nodes) != 1:  # Keras' .input/.output would silently give the first use
+            raise FacestreamError(f"layer {layer.name} is used more than once; not supported")
+        inputs, output = _tensors(layer.input), layer.output
         if any(id(t) not in values for t in inputs):
             raise FacestreamError(f"{model.name}: layer {layer.name} reads a value from outside the model")
         names, ranks = zip(*(values[id(t)] for t in inputs), strict=True)
