@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -23,7 +21,7 @@ from bus.config import parse_config
 from deploy.assets import carphone_video
 from deploy.cli import main
 from match.gallery import Gallery
-from tests.conftest import REPO, free_base_port
+from tests.conftest import REPO, facestream, free_base_port
 from tests.unit.analysis.conftest import layout
 from tests.unit.trainer.conftest import VGGFace2Export
 
@@ -132,20 +130,8 @@ def test_example_config_runs_mtcnn_and_resnet50(
     assert facestream_here(["enroll", str(gallery), *distractors, *face])[0] == 0
 
     config = _example_config(tmp_path, resnet50_export.onnx, gallery)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "deploy.cli", "run", str(config)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _out, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, err[-3000:]
+    done = facestream(["run", str(config)], timeout=300)  # the clip ends, the pipeline stops
+    assert done.returncode == 0, done.stderr[-3000:]
     results = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     summary = json.loads((tmp_path / "results.summary.json").read_text())
     fresh = [f for r in results if not r["stale"] for f in r["faces"]]
