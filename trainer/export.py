@@ -80,12 +80,10 @@ def export_vggface2(
     from trainer.onnx_direct import convert_graph
     from trainer.onnx_export import save
 
-    start = time.monotonic()
-    net = vggface2_from_h5(as_arch(arch), weights)
+    start, kind = time.monotonic(), as_arch(arch)
+    net = vggface2_from_h5(kind, weights)
     model = vggface2_descriptor(net)
-    card = vggface2_card(
-        as_arch(arch), source=f"VGGFace2 {arch} (Cao et al. 2018), weights {Path(weights).name}"
-    )
+    card = vggface2_card(kind, source=f"VGGFace2 {kind} (Cao et al. 2018), weights {Path(weights).name}")
     path = save(convert_graph(model), out, card.to_props())
     result = _checked_embedder(arch, model, path, card, photos, start)
     result["classifier_in_file"] = any(layer.name == TOP for layer in net.layers)
