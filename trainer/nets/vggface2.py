@@ -139,13 +139,17 @@ def _ordered(layer: Any, weights: list[tuple[str, Any]], path: Path) -> list[Any
     return arrays
 
 
-def _check_names(stored: dict[str, Any], targets: dict[str, Any], path: Path, arch: Arch) -> None:
-    if STEM in stored:  # a keras-vggface file: say which of the two it is
+def _check_arch(stored: dict[str, Any], path: Path, arch: Arch) -> None:
+    """A keras-vggface file of the other net is named as such, before any net is built."""
+    if STEM in stored:
         found = "senet50" if any(n.endswith("_1x1_down") for n in stored) else "resnet50"
         if found != arch:
             raise FacestreamError(
                 f"{path} holds {found} weights, not {arch}: export it with `facestream export {found}`"
             )
+
+
+def _check_names(stored: dict[str, Any], targets: dict[str, Any], path: Path, arch: Arch) -> None:
     extra = sorted(n for n in stored if n not in targets and n != TOP)
     missing = [n for n in targets if n not in stored]
     problems = []
@@ -168,6 +172,7 @@ def load_vggface2_h5(net: keras.Model, path: Path, arch: Arch) -> int:
 
 
 def _set_weights(net: keras.Model, stored: dict[str, Any], path: Path, arch: Arch) -> int:
+    _check_arch(stored, path, arch)
     targets = {public_name(layer.name): layer for layer in net.layers if layer.weights}
     _check_names(stored, targets, path, arch)
     for name, layer in targets.items():
@@ -178,6 +183,7 @@ def _set_weights(net: keras.Model, stored: dict[str, Any], path: Path, arch: Arc
 def vggface2_from_h5(arch: Arch, path: Path) -> keras.Model:
     """The net with a weight file's values, with the classifier when the file has one (read once)."""
     stored = dict(read_h5_layers(path, f"{arch} weight"))
+    _check_arch(stored, path, arch)
     net = vggface2_net(arch, include_top=TOP in stored)
     _set_weights(net, stored, path, arch)
     return net

@@ -19,24 +19,17 @@ from tests.unit.trainer.keras2_files import write_keras2_h5
 pytestmark = pytest.mark.train
 
 
-def test_architectures_are_keras_vggface_s(tf: ModuleType) -> None:
+def test_senet50_architecture(tf: ModuleType) -> None:
     from trainer.cli import VGGFACE2
-    from trainer.nets.vggface2 import ARCHS, public_name, vggface2_net
+    from trainer.nets.vggface2 import ARCHS, vggface2_net
 
     assert VGGFACE2 == ARCHS  # the CLI spells them out so that parsing needs no Keras
-    resnet = vggface2_net("resnet50")
-    # keras-vggface's model.summary(): VGGFace(model='resnet50', include_top=False) has 23,561,152
-    # parameters; SENet50 adds 16 squeeze-excite pairs (26,076,096 without their 16,048 biases)
-    assert resnet.count_params() == 23_561_152
-    assert vggface2_net("senet50").count_params() == 26_076_096 + 16_048
-    assert resnet.output_shape == (None, 1, 1, 2048)
-    assert vggface2_net("resnet50", include_top=True).output_shape == (None, 8631)
-    weighted = [public_name(layer.name) for layer in resnet.layers if layer.weights]
-    assert len(weighted) == 106 and weighted[:3] == ["conv1/7x7_s2", "conv1/7x7_s2/bn", "conv2_1_1x1_reduce"]
-    assert {"conv2_1_1x1_proj", "conv5_3_1x1_increase/bn"} <= set(weighted)
-    # strides on each stage's first 1x1 convolution: 55 -> 28 -> 14 -> 7
-    sizes = {s: resnet.get_layer(f"conv{s}_1_1x1_reduce").output.shape[1] for s in (2, 3, 4, 5)}
-    assert sizes == {2: 55, 3: 28, 4: 14, 5: 7}
+    senet = vggface2_net("senet50")
+    # SE-ResNet50 has 26,076,096 parameters; keras-vggface's squeeze-excite convolutions add
+    # 16,048 biases (C/16 + C for each of the 16 blocks)
+    assert senet.count_params() == 26_076_096 + 16_048 and senet.output_shape == (None, 1, 1, 2048)
+    assert senet.get_layer("conv5_3_1x1_up").get_weights()[0].shape == (1, 1, 128, 2048)
+    assert senet.get_layer("conv2_1_1x1_reduce.bn").epsilon == pytest.approx(1e-4)
     with pytest.raises(FacestreamError, match="must be one of resnet50, senet50"):
         vggface2_net("resnet101")  # type: ignore[arg-type]
 
@@ -75,12 +68,21 @@ def test_senet50_without_top_exports(senet50_export: VGGFace2Export) -> None:
     assert senet50_export.report["classifier_in_file"] is False
 
 
-def test_loader_reads_by_name_and_refuses_the_wrong_file(
+def test_resnet50_file_loads_by_name_and_wrong_files_are_refused(
     tf: ModuleType, tmp_path: Path, resnet50_export: VGGFace2Export, senet50_export: VGGFace2Export
 ) -> None:
-    from trainer.nets.vggface2 import keras_name, load_vggface2_h5, vggface2_from_h5, vggface2_net
+    from trainer.nets.vggface2 import keras_name, load_vggface2_h5, public_name, vggface2_from_h5
 
-    net = vggface2_from_h5("resnet50", resnet50_export.weights)
+    net = vggface2_from_h5("resnet50", resnet50_export.weights)  # the file has the classifier
+    # keras-vggface's model.summary(): VGGFace(model='resnet50', include_top=False) has 23,561,152
+    assert net.count_params() == 23_561_152 + 2048 * 8631 + 8631
+    weighted = [public_name(layer.name) for layer in net.layers if layer.weights]
+    assert len(weighted) == 107 and weighted[:3] == ["conv1/7x7_s2", "conv1/7x7_s2/bn", "conv2_1_1x1_reduce"]
+    assert {"conv2_1_1x1_proj", "conv5_3_1x1_increase/bn", "classifier"} <= set(weighted)
+    assert net.get_layer("conv1.7x7_s2.bn").epsilon == pytest.approx(1e-3)
+    # the stride sits on each stage's first 1x1 convolution: 55 -> 28 -> 14 -> 7
+    sizes = {s: net.get_layer(f"conv{s}_1_1x1_reduce").output.shape[1] for s in (2, 3, 4, 5)}
+    assert sizes == {2: 55, 3: 28, 4: 14, 5: 7}
     for name, arrays in resnet50_export.samples.items():
         for got, want in zip(net.get_layer(keras_name(name)).get_weights(), arrays, strict=True):
             np.testing.assert_array_equal(got, want, err_msg=name)
@@ -91,18 +93,16 @@ def test_loader_reads_by_name_and_refuses_the_wrong_file(
         load_vggface2_h5(net, senet50_export.weights, "resnet50")
     with pytest.raises(FacestreamError, match="holds resnet50 weights, not senet50"):
         vggface2_from_h5("senet50", resnet50_export.weights)
-    senet_top = vggface2_net("senet50", include_top=True)
+
+    # every layer name right, tiny arrays: names are checked first, then each shape
+    tiny = tmp_path / "tiny.h5"
+    layers = [(n, [(f"{n}/kernel:0", np.zeros(3, np.float32))]) for n in weighted]
+    write_keras2_h5(tiny, layers[:-1])  # no classifier: a file without top
     with pytest.raises(
         FacestreamError, match=r"1 layers missing, e\.g\. classifier \(this file has no top\)"
     ):
-        load_vggface2_h5(senet_top, senet50_export.weights, "senet50")
-
-    # every layer name right, one shape wrong
-    tiny = tmp_path / "tiny.h5"
-    names = [layer.name for layer in net.layers if layer.weights]
-    write_keras2_h5(
-        tiny, [(n.replace(".", "/"), [(f"{n}/kernel:0", np.zeros(3, np.float32))]) for n in names]
-    )
+        load_vggface2_h5(net, tiny, "resnet50")
+    write_keras2_h5(tiny, layers)
     with pytest.raises(FacestreamError, match=r"layer conv1/7x7_s2 holds shapes \[\(3,\)\], the net needs"):
         load_vggface2_h5(net, tiny, "resnet50")
     write_keras2_h5(tiny, [("conv2d_1", [("conv2d_1/kernel:0", np.zeros(3, np.float32))])])
