@@ -9,6 +9,8 @@ from typing import Any
 
 from bus.errors import FacestreamError
 
+VGGFACE2 = ("resnet50", "senet50")  # trainer.nets.vggface2.ARCHS (that module imports Keras)
+
 
 def _digits_list(text: str) -> tuple[int, ...]:
     try:
@@ -90,7 +92,7 @@ def cmd_train_faces(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from trainer import export
 
-    if args.model in ("vggface", "openface") and args.weights is None:
+    if args.model in ("vggface", "openface", *VGGFACE2) and args.weights is None:
         raise FacestreamError(f"export {args.model} needs --weights (the public weight file or folder)")
     if args.model == "vggface":
         out = args.out or Path(f"vggface_{args.layer}.onnx")
@@ -98,6 +100,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     elif args.model == "openface":
         out = args.out or Path("openface_nn4_small2.onnx")
         result = export.export_openface(args.weights, out, args.parity_images, args.threads)
+    elif args.model in VGGFACE2:
+        out = args.out or Path(f"vggface2_{args.model}.onnx")
+        result = export.export_vggface2(args.model, args.weights, out, args.parity_images, args.threads)
     elif args.model == "mtcnn":
         result = export.export_mtcnn(args.out or Path("mtcnn"), args.parity_images, args.threads)
     else:
@@ -136,9 +141,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "export", help="write a model to ONNX with its model card (needs the [train] extra)"
     )
-    p.add_argument("model", choices=("vggface", "openface", "mtcnn", "checkpoint"))
+    p.add_argument("model", choices=("vggface", "openface", *VGGFACE2, "mtcnn", "checkpoint"))
     p.add_argument(
-        "--weights", type=Path, default=None, help="vgg_face_weights.h5, or the Keras-OpenFace weights folder"
+        "--weights",
+        type=Path,
+        default=None,
+        help="vgg_face_weights.h5, the Keras-OpenFace weights folder, or "
+        "rcmalli_vggface_tf_[notop_]resnet50.h5 / ..._senet50.h5",
     )
     p.add_argument("--run", type=Path, default=None, help="checkpoint: the folder a training run wrote")
     p.add_argument("--out", type=Path, default=None, help="ONNX file (mtcnn: folder)")

@@ -56,7 +56,7 @@ def export_vggface(
     """vgg_face_weights.h5 -> ONNX (written directly: tf2onnx needs more memory than most machines have)."""
     require_tf(threads)
     from trainer.nets.vggface import load_vggface_h5, vggface_card, vggface_classifier, vggface_descriptor
-    from trainer.onnx_direct import convert_chain
+    from trainer.onnx_direct import convert_graph
     from trainer.onnx_export import save
 
     start = time.monotonic()
@@ -64,8 +64,30 @@ def export_vggface(
     load_vggface_h5(classifier, weights)
     model = vggface_descriptor(classifier, layer)
     card = vggface_card(layer, source=f"VGG-Face (Parkhi et al. 2015) {layer}, weights {Path(weights).name}")
-    path = save(convert_chain(model), out, card.to_props())
+    path = save(convert_graph(model), out, card.to_props())
     return _checked_embedder("vggface", model, path, card, photos, start)
+
+
+def export_vggface2(
+    arch: str, weights: Path, out: Path, photos: Path | None = None, threads: int | None = None
+) -> dict[str, Any]:
+    """keras-vggface ResNet50 / SENet50 weights (with or without top) -> ONNX of the 2048-d descriptor.
+
+    Written directly, like VGG-Face: tf2onnx takes 36 s and 7.3 GB for the 94 MB ResNet50.
+    """
+    require_tf(threads)
+    from trainer.nets.vggface2 import TOP, as_arch, vggface2_card, vggface2_descriptor, vggface2_from_h5
+    from trainer.onnx_direct import convert_graph
+    from trainer.onnx_export import save
+
+    start, kind = time.monotonic(), as_arch(arch)
+    net = vggface2_from_h5(kind, weights)
+    model = vggface2_descriptor(net)
+    card = vggface2_card(kind, source=f"VGGFace2 {kind} (Cao et al. 2018), weights {Path(weights).name}")
+    path = save(convert_graph(model), out, card.to_props())
+    result = _checked_embedder(arch, model, path, card, photos, start)
+    result["classifier_in_file"] = any(layer.name == TOP for layer in net.layers)
+    return result
 
 
 def export_openface(

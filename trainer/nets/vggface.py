@@ -13,13 +13,12 @@ L2-normalised. Input: 224x224 BGR pixels minus the VGG-Face mean (Caffe/deepface
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import keras
-import numpy as np
 
 from bus.errors import FacestreamError
 from bus.model_card import ModelCard
+from trainer.nets.keras2_h5 import read_h5_layers
 
 L = keras.layers
 BLOCKS = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
@@ -75,37 +74,9 @@ def vggface_card(layer: str = "fc8", threshold: float | None = None, source: str
     )
 
 
-def _decode(value: Any) -> str:
-    return value.decode("utf8") if isinstance(value, bytes) else str(value)
-
-
-def read_h5_layers(path: Path) -> list[tuple[str, list[np.ndarray]]]:
-    """(layer name, arrays) for every layer with weights, in file order (Keras 2 HDF5 layout)."""
-    import h5py  # comes with Keras
-
-    path = Path(path)
-    if not path.is_file():
-        raise FacestreamError(f"VGG-Face weight file not found: {path}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise FacestreamError(f"{path} is not an HDF5 weight file ({exc})") from exc
-    with f:
-        root = f.get("model_weights", f)
-        if "layer_names" not in root.attrs:
-            raise FacestreamError(f"{path}: no 'layer_names' attribute; not a Keras 2 save_weights file")
-        layers = []
-        for name in (_decode(n) for n in root.attrs["layer_names"]):
-            group = root[name]
-            weight_names = [_decode(w) for w in group.attrs.get("weight_names", [])]
-            if weight_names:
-                layers.append((name, [np.asarray(group[w], dtype=np.float32) for w in weight_names]))
-        return layers
-
-
 def load_vggface_h5(classifier: keras.Model, path: Path) -> None:
     """Set the classifier's 16 weighted layers from the file, in order, checking every shape."""
-    stored = read_h5_layers(path)
+    stored = [(name, [a for _, a in weights]) for name, weights in read_h5_layers(path, "VGG-Face weight")]
     targets = [layer for layer in classifier.layers if layer.weights]
     if len(stored) != len(targets):
         raise FacestreamError(

@@ -41,7 +41,9 @@ def test_subcommands_parse() -> None:
     assert a.func is cli.cmd_train_faces and a.folder == Path("photos") and a.batch_size == 8
     a = p.parse_args(["export", "vggface", "--weights", "w.h5", "--layer", "fc7", "--out", "v.onnx"])
     assert a.func is cli.cmd_export and a.model == "vggface" and a.layer == "fc7"
-    for model in ("openface", "mtcnn", "checkpoint"):
+    a = p.parse_args(["export", "senet50", "--weights", "rcmalli_vggface_tf_notop_senet50.h5"])
+    assert a.func is cli.cmd_export and a.model == "senet50" and a.out is None
+    for model in ("openface", "resnet50", "mtcnn", "checkpoint"):
         assert p.parse_args(["export", model]).model == model
     with pytest.raises(SystemExit):
         p.parse_args(["train", "digits", "--unknown-digits", "10"])
@@ -53,6 +55,8 @@ def test_export_needs_weights_and_run_dir() -> None:
     p = parser()
     with pytest.raises(FacestreamError, match="needs --weights"):
         cli.cmd_export(p.parse_args(["export", "vggface"]))
+    with pytest.raises(FacestreamError, match="export resnet50 needs --weights"):
+        cli.cmd_export(p.parse_args(["export", "resnet50"]))
     with pytest.raises(FacestreamError, match="needs --run"):
         cli.cmd_export(p.parse_args(["export", "checkpoint"]))
 
@@ -64,6 +68,7 @@ def test_export_needs_weights_and_run_dir() -> None:
         ["train", "faces", "somewhere"],
         ["export", "mtcnn", "--out", "x"],
         ["export", "openface", "--weights", "w"],
+        ["export", "senet50", "--weights", "w.h5"],
     ],
 )
 def test_without_tensorflow_the_handlers_say_what_to_install(

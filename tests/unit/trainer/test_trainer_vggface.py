@@ -15,6 +15,7 @@ import pytest
 
 from bus.errors import FacestreamError
 from bus.model_card import ModelCard
+from tests.unit.trainer.keras2_files import write_keras2_h5
 
 pytestmark = pytest.mark.train
 
@@ -34,23 +35,15 @@ def keras2_layer_names() -> list[tuple[str, bool]]:
     return [*names, ("conv2d_16", True), ("flatten_1", False), ("activation_1", False)]
 
 
-def write_keras2_h5(path: Path, arrays: list[list[np.ndarray]]) -> None:
-    """Keras 2 `save_weights` HDF5: root `layer_names`, per layer `weight_names` + datasets."""
-    import h5py
-
-    layers = keras2_layer_names()
+def write_vgg_face_h5(path: Path, arrays: list[list[np.ndarray]]) -> None:
+    """vgg_face_weights.h5's layout: every layer of the Sequential model, weights named kernel:0, bias:0."""
     weighted = iter(arrays)
-    with h5py.File(path, "w") as f:
-        f.attrs["backend"] = b"tensorflow"
-        f.attrs["keras_version"] = b"2.2.4"
-        f.attrs["layer_names"] = [name.encode() for name, _ in layers]
-        for name, has_weights in layers:
-            group = f.create_group(name)
-            values = next(weighted) if has_weights else []
-            weight_names = [f"{name}/kernel:0", f"{name}/bias:0"][: len(values)]
-            group.attrs["weight_names"] = [w.encode() for w in weight_names]
-            for w, value in zip(weight_names, values, strict=True):
-                group.create_dataset(w, data=value)
+    layers = []
+    for name, has_weights in keras2_layer_names():
+        values = next(weighted) if has_weights else []
+        weight_names = [f"{name}/kernel:0", f"{name}/bias:0"][: len(values)]
+        layers.append((name, list(zip(weight_names, values, strict=True))))
+    write_keras2_h5(path, layers)
 
 
 def he_weights(shapes: list[list[tuple[int, ...]]], seed: int) -> list[list[np.ndarray]]:
@@ -88,7 +81,7 @@ def test_weight_file_loads_exports_and_runs(
     assert len(shapes) == 16
     arrays = he_weights(shapes, seed=3)
     h5 = tmp_path / "vgg_face_weights.h5"
-    write_keras2_h5(h5, arrays)
+    write_vgg_face_h5(h5, arrays)
     load_vggface_h5(classifier, h5)
     np.testing.assert_array_equal(classifier.get_layer("conv1_1").get_weights()[0], arrays[0][0])
     np.testing.assert_array_equal(classifier.get_layer("fc6").get_weights()[0], arrays[13][0])
@@ -135,7 +128,7 @@ def test_wrong_files_are_refused(tf: ModuleType, tmp_path: Path) -> None:
         load_vggface_h5(classifier, text)
     tiny = [[np.zeros((1,), np.float32), np.zeros((1,), np.float32)] for _ in range(16)]
     bad_shapes = tmp_path / "bad_shapes.h5"
-    write_keras2_h5(bad_shapes, tiny)
+    write_vgg_face_h5(bad_shapes, tiny)
     with pytest.raises(FacestreamError, match=r"layer conv2d_1 holds shapes \[\(1,\), \(1,\)\]"):
         load_vggface_h5(classifier, bad_shapes)
 
