@@ -94,6 +94,15 @@ class StageMetrics:
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
 
+    def drop_report(self) -> str:
+        """'; dropped: 3 on capture->detect (cam0), ...' for the log at the end; '' when none."""
+        parts = []
+        for metric in self.registry.collect():
+            for sample in metric.samples:
+                if sample.name == "facestream_drops_total" and sample.value > 0:
+                    parts.append(f"{int(sample.value)} on {sample.labels['hop']} ({sample.labels['camera']})")
+        return "; dropped: " + ", ".join(parts) if parts else ""
+
     def total(self, name: str) -> float:
         """Sum of one counter over all labels (tests and summaries)."""
         value = 0.0

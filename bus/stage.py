@@ -100,7 +100,7 @@ class Stage(ABC):
                 self.on_stop()
             finally:
                 self.ctx.destroy(linger=0)
-                self.log.info("stopped")
+                self.log.info("stopped%s", self.metrics.drop_report())
 
     def loop(self) -> None:
         poller = zmq.Poller()

@@ -28,7 +28,7 @@ from prometheus_client import Counter, Gauge
 from bus.config import CameraConfig, PipelineConfig
 from bus.errors import FacestreamError, WireError
 from bus.records import EndOfStream, FaceCrops, Frame, Record
-from bus.sockets import drain
+from bus.sockets import SMALL_HWM, drain
 from bus.stage import Stage, since_capture_s
 from bus.topology import Endpoint, all_endpoints, endpoint
 from bus.tracks import check_worker
@@ -82,7 +82,9 @@ class DetectStage(Stage):
         outs = [e.connect for e in all_endpoints(self.config, "embed_in")]
         self.pull = self.socket(zmq.PULL, connect=works)
         self.push = self.socket(zmq.PUSH, connect=outs)
-        self.to_match = self.socket(zmq.PUSH, connect=[endpoint(self.config.bus, "match_in").connect])
+        self.to_match = self.socket(
+            zmq.PUSH, connect=[endpoint(self.config.bus, "match_in").connect], hwm=SMALL_HWM
+        )
         self.inputs.append(self.pull)
         self.log.info(
             "detector %s, %d camera(s) -> %d embed worker(s)", self.detector.name, len(works), len(outs)

@@ -20,7 +20,7 @@ import zmq
 
 from bus.errors import FacestreamError, WireError
 from bus.records import Embeddings, EndOfStream, FaceCrops, Record
-from bus.sockets import drain
+from bus.sockets import SMALL_HWM, drain
 from bus.stage import Stage, since_capture_s
 from bus.topology import endpoint
 from embed.conflate import Work, conflate, crop_count, keep_all, overloaded
@@ -42,7 +42,7 @@ class EmbedStage(Stage):
         self.model = EmbeddingModel.load(cfg.model, cache_dir=cfg.cache_dir, threads=cfg.threads)
         bus = self.config.bus
         pull = self.socket(zmq.PULL, bind=[endpoint(bus, "embed_in", self.index).bind])
-        self.out = self.socket(zmq.PUSH, connect=[endpoint(bus, "match_in").connect])
+        self.out = self.socket(zmq.PUSH, connect=[endpoint(bus, "match_in").connect], hwm=SMALL_HWM)
         self.inputs.append(pull)
 
     def _gather(self, records: list[Record], source: zmq.Socket[Any]) -> list[Record]:

@@ -26,6 +26,7 @@ import zmq
 
 from bus.errors import FacestreamError, WireError
 from bus.records import Embeddings, EndOfStream, FaceCrops, MatchResult, Record
+from bus.sockets import SMALL_HWM
 from bus.stage import Stage, since_capture_s
 from bus.topology import endpoint
 from match.gallery import Gallery, Identity, file_signature
@@ -64,8 +65,8 @@ class MatchStage(Stage):
         )
         self._published: dict[str, int] = {}
         self.order = InOrder(wait_s=self.config.match.reorder_wait_s)
-        pull = self.socket(zmq.PULL, bind=[endpoint(self.config.bus, "match_in").bind])
-        self._pub = self.socket(zmq.PUB, bind=[endpoint(self.config.bus, "results").bind])
+        pull = self.socket(zmq.PULL, bind=[endpoint(self.config.bus, "match_in").bind], hwm=SMALL_HWM)
+        self._pub = self.socket(zmq.PUB, bind=[endpoint(self.config.bus, "results").bind], hwm=SMALL_HWM)
         self.inputs.append(pull)
 
     @property

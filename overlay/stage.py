@@ -26,6 +26,7 @@ import zmq
 from bus.config import PipelineConfig
 from bus.errors import WireError
 from bus.records import EndOfStream, Frame, MatchResult, Record
+from bus.sockets import SMALL_HWM
 from bus.stage import Stage
 from bus.topology import endpoint
 from overlay.camera import CameraView
@@ -93,7 +94,7 @@ class OverlayStage(Stage):
             self.frame_links[sock] = cam.id
             self.inputs.append(sock)
         self.results_sock = self.socket(
-            zmq.SUB, connect=[endpoint(cfg.bus, "results").connect], subscribe=b""
+            zmq.SUB, connect=[endpoint(cfg.bus, "results").connect], subscribe=b"", hwm=SMALL_HWM
         )
         self.inputs.append(self.results_sock)
         self._running = True
