@@ -7,7 +7,9 @@ borrowed from a neighbouring frame puts one person's name on another's face when
 picture changed in between). Frames leave in seq order.
 
 How long a frame waits follows how late results actually come: at least `hold_s`, and on a
-loaded machine as long as results recently needed (their 90th percentile, with a margin), up to
+loaded machine as long as results recently needed (the slowest of the last DELAY_SAMPLES, with a
+margin: slow results come in bursts, when several faces are embedded at once), up to
+`max_hold_s`; until the first result has come at all (start-up: every face is new), as long as
 `max_hold_s`. The video is then shown later, but with its own boxes, instead of on time without.
 """
 
@@ -17,14 +19,12 @@ import heapq
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from bus.records import Frame, MatchResult
 
 MAX_BUFFERED_FRAMES = 512  # beyond this the oldest frame leaves without waiting for its result
 MAX_PENDING_RESULTS = 1024  # results whose frame has not arrived (yet)
 DELAY_SAMPLES = 60  # recent result delays the hold adapts to
-DELAY_MARGIN = 1.25
+DELAY_MARGIN = 1.1
 RECENT_RELEASED = 256  # released frames whose arrival is kept, to time results that came late
 
 
@@ -70,11 +70,11 @@ class FrameJoin:
     def hold(self) -> float:
         """How long a frame waits for its result now."""
         if self._hold is None:
-            limit = self.hold_s if self.max_hold_s is None else self.max_hold_s
-            wanted = self.hold_s
+            limit = max(self.hold_s, self.hold_s if self.max_hold_s is None else self.max_hold_s)
+            wanted = limit  # nothing answered yet: wait as long as allowed
             if self._delays:
-                wanted = float(np.percentile(np.asarray(self._delays), 90)) * DELAY_MARGIN + 0.05
-            self._hold = min(max(self.hold_s, wanted), max(limit, self.hold_s))
+                wanted = max(self._delays) * DELAY_MARGIN + 0.05
+            self._hold = min(max(self.hold_s, wanted), limit)
         return self._hold
 
     def _delay(self, seconds: float) -> None:

@@ -112,20 +112,24 @@ def test_tally_counts_faces_only_of_frames_with_their_result() -> None:
     assert out["identities"] == ["ann"] and out["latency_ms"]["p50"] == 5.0
 
 
-def test_the_hold_grows_with_late_results_and_stays_within_bounds() -> None:
+def test_the_hold_follows_how_late_results_come_within_bounds() -> None:
     join = FrameJoin(hold_s=0.2, max_hold_s=2.0)
-    assert join.hold == 0.2
+    assert join.hold == 2.0  # nothing answered yet (start-up: every face is new): wait long
     join.add_frame(_frame(0), now=0.0)
-    assert [j.result for j in join.release(now=0.3)] == [None]  # shown bare after 0.2 s ...
-    assert not join.add_result(_result(0), 0, now=0.8)  # ... its result came 0.8 s late
+    join.add_result(_result(0), 0, now=0.1)
+    assert [j.result is not None for j in join.release(now=0.1)] == [True]
+    assert join.hold == 0.2  # results come fast: frames wait no longer than hold_s
+    join.add_frame(_frame(1), now=1.0)
+    assert [j.result for j in join.release(now=1.3)] == [None]  # shown bare after 0.2 s ...
+    assert not join.add_result(_result(1), 0, now=1.8)  # ... its result came 0.8 s late
     assert join.hold > 0.8  # from now on frames wait long enough for such results
     shown = []
-    for seq in range(1, 20):
+    for seq in range(2, 20):
         join.add_frame(_frame(seq), now=float(seq))
         shown += join.release(now=seq + 0.3)
         join.add_result(_result(seq), 0, now=seq + 0.8)
         shown += join.release(now=seq + 0.8)
-    assert [(j.frame.seq, j.result is not None) for j in shown] == [(s, True) for s in range(1, 20)]
+    assert [(j.frame.seq, j.result is not None) for j in shown] == [(s, True) for s in range(2, 20)]
     for seq in range(20, 80):  # results 10 s late: the hold stops at max_hold_s
         join.add_frame(_frame(seq), now=float(seq))
         join.add_result(_result(seq), 0, now=seq + 10.0)
