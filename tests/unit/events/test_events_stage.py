@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,7 +38,7 @@ def _config(tmp_path: Path) -> PipelineConfig:
     )
 
 
-def _subscriptions(xpub: zmq.Socket[bytes]) -> list[bytes]:
+def _subscriptions(xpub: zmq.Socket[Any]) -> list[bytes]:
     out = []
     while xpub.poll(0):
         out.append(xpub.recv())
@@ -46,7 +47,7 @@ def _subscriptions(xpub: zmq.Socket[bytes]) -> list[bytes]:
 
 def test_events_stores_a_sighting_with_its_snapshot_and_vector(tmp_path: Path, clip: Path) -> None:
     config = _config(tmp_path)
-    ctx: zmq.Context[bytes] = zmq.Context()
+    ctx: zmq.Context[Any] = zmq.Context()
     results = make_socket(ctx, zmq.PUB, config.bus, bind=[endpoint(config.bus, "results").bind])
     frames = make_socket(ctx, zmq.XPUB, config.bus, bind=[endpoint(config.bus, "frames", 0).bind])
     stage = EventsStage(config)

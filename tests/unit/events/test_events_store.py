@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sqlalchemy import insert, update
@@ -133,7 +135,7 @@ def test_retention_removes_old_sightings_and_trims_snapshots(store: EventStore) 
     assert rows["mid"].snapshot is None and rows["new"].snapshot is not None
 
 
-def test_a_database_that_cannot_be_reached_is_one_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_database_that_cannot_be_reached_is_one_clear_error(tmp_path: Path) -> None:
     config = EventsConfig(data_dir=tmp_path, database_url="postgresql://nobody@127.0.0.1:1/none")
     with pytest.raises(FacestreamError, match="events database"):
         EventStore.open(config)
