@@ -22,7 +22,21 @@ from bus.records import Record, record_from_message
 from bus.sockets import drain, make_socket
 from bus.wire import decode
 
-_METRICS_OFFSETS = {"capture": 0, "detect": 100, "embed": 200, "match": 300, "overlay": 301}
+_METRICS_OFFSETS = {
+    "capture": 0,
+    "detect": 100,
+    "embed": 200,
+    "match": 300,
+    "overlay": 301,
+    "events": 302,
+    "web": 303,
+}
+
+
+def metrics_port(config: PipelineConfig, name: str, index: int = 0) -> int | None:
+    """The /metrics port of one stage process, None when metrics are off."""
+    base = config.metrics.base_port
+    return None if base is None else base + _METRICS_OFFSETS[name] + index
 
 
 class Stage(ABC):
@@ -121,9 +135,8 @@ class Stage(ABC):
             self.tick()
 
     def _serve_metrics(self) -> None:
-        base = self.config.metrics.base_port
-        if base is not None:
-            port = base + _METRICS_OFFSETS[self.name] + self.index
+        port = metrics_port(self.config, self.name, self.index)
+        if port is not None:
             self.metrics.serve(self.config.metrics.host, port)
             self.log.info("metrics on http://%s:%d/metrics", self.config.metrics.host, port)
 

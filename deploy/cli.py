@@ -11,6 +11,7 @@ from pathlib import Path
 from bus.config import DetectConfig, load_config
 from bus.errors import FacestreamError
 from bus.logs import setup_logging
+from deploy.stages import STAGE_CLASSES  # names only: stage modules are imported when one runs
 
 log = logging.getLogger("facestream.cli")
 # match.index.INDEX_KINDS, spelled out so that start-up does not import FAISS (a test keeps them equal)
@@ -159,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("stage", help="run one stage process (any host; addresses from the config)")
-    p.add_argument("name", choices=["capture", "detect", "embed", "match", "overlay"])
+    p.add_argument("name", choices=list(STAGE_CLASSES))
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--index", type=int, default=0, help="camera index (capture) or worker number")
     p.add_argument("--ready-file", type=Path, default=None, help=argparse.SUPPRESS)
