@@ -22,7 +22,7 @@ from bus.records import Record, record_from_message
 from bus.sockets import drain, make_socket
 from bus.wire import decode
 
-_METRICS_OFFSETS = {
+METRICS_OFFSETS = {
     "capture": 0,
     "detect": 100,
     "embed": 200,
@@ -36,7 +36,7 @@ _METRICS_OFFSETS = {
 def metrics_port(config: PipelineConfig, name: str, index: int = 0) -> int | None:
     """The /metrics port of one stage process, None when metrics are off."""
     base = config.metrics.base_port
-    return None if base is None else base + _METRICS_OFFSETS[name] + index
+    return None if base is None else base + METRICS_OFFSETS[name] + index
 
 
 class Stage(ABC):

@@ -2,6 +2,8 @@
 
 The carphone driver is enrolled one-shot from the clip's first frame and must be named in the
 later frames; a second clip shows other photos of enrolled people and two people who are not.
+With `serve`, both clips loop and the operator's console (events and web stages) stays up until
+Ctrl-C.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import socket
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,14 +86,58 @@ def write_slideshow(path: Path) -> list[dict[str, object]]:
     return truth
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_port_block(offsets: list[int]) -> int:
+    """A base port such that base + each offset is free now (for the stages' /metrics)."""
+    for _ in range(100):
+        base = free_port()
+        if base + max(offsets) >= 65000:
+            continue
+        try:
+            for offset in offsets:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", base + offset))
+        except OSError:
+            continue
+        return base
+    raise FacestreamError("no free block of ports for the stages' /metrics")
+
+
+def console_sections(out: Path, workers: int, web_port: int) -> dict[str, object]:
+    """events, web and metrics for `demo --serve` (metrics feed the console's health view)."""
+    from bus.stage import METRICS_OFFSETS
+
+    offsets = sorted({METRICS_OFFSETS[n] + i for n in ("detect", "embed") for i in range(workers)})
+    offsets += [0, 1] + [METRICS_OFFSETS[n] for n in ("match", "overlay", "events", "web")]
+    return {
+        "events": {"data_dir": str(out / "data")},
+        "web": {"port": web_port},
+        "metrics": {"base_port": free_port_block(offsets)},
+    }
+
+
 def build_config(
-    out: Path, ipc_dir: Path, gallery: Path, clip: Path, detector: str, workers: int, mjpeg_port: int | None
+    out: Path,
+    ipc_dir: Path,
+    gallery: Path,
+    clip: Path,
+    detector: str,
+    workers: int,
+    mjpeg_port: int | None,
+    serve: dict[str, object] | None = None,
 ) -> PipelineConfig:
+    """The demo's pipeline; `serve` (console_sections) loops the clips and adds the console."""
+    loop = serve is not None
     return parse_config(
         {
             "cameras": [
-                {"id": "carphone", "source": str(carphone_video())},
-                {"id": "photos", "source": str(clip)},
+                {"id": "carphone", "source": str(carphone_video()), "loop": loop},
+                {"id": "photos", "source": str(clip), "loop": loop},
             ],
             "bus": {"transport": "ipc", "ipc_dir": str(ipc_dir)},
             "detect": {"backend": detector, "workers": workers},
@@ -100,15 +148,23 @@ def build_config(
                 "results_log": str(out / "results.jsonl"),
                 "mjpeg_port": mjpeg_port,
             },
-            "supervisor": {"log_dir": str(out / "logs"), "max_restarts": 0},
+            "supervisor": {"log_dir": str(out / "logs"), "max_restarts": 5 if loop else 0},
+            **(serve or {}),
         },
         "demo config",
     )
 
 
 def run_demo(
-    out: Path, detector: str = "yunet", workers: int = 1, mjpeg_port: int | None = None
+    out: Path,
+    detector: str = "yunet",
+    workers: int = 1,
+    mjpeg_port: int | None = None,
+    serve_port: int | None = None,
+    on_started: Callable[[str], None] | None = None,
 ) -> DemoResult:
+    """Run the demo; with `serve_port`, loop the clips and serve the console there until stopped
+    (`on_started` gets the console's URL once every stage is up)."""
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("results.jsonl", "results.summary.json", "gallery.fsg"):
@@ -123,10 +179,16 @@ def run_demo(
     (out / "photos_clip.truth.json").write_text(json.dumps(truth, indent=1))
     ipc_dir = Path(tempfile.mkdtemp(prefix="fs-demo-"))  # ipc paths must stay short
     try:
-        config = build_config(out, ipc_dir, gallery_path, clip, detector, workers, mjpeg_port)
+        serve = None
+        if serve_port is not None:
+            mjpeg_port = mjpeg_port or free_port()
+            serve = console_sections(out, workers, serve_port)
+        config = build_config(out, ipc_dir, gallery_path, clip, detector, workers, mjpeg_port, serve)
         config_path = out / "demo-config.yaml"
         dump_config(config, config_path)
-        supervisor = Supervisor(config, config_path, ipc_dir / "run")
+        url = f"http://127.0.0.1:{serve_port}/"
+        started = None if on_started is None else (lambda: on_started(url))
+        supervisor = Supervisor(config, config_path, ipc_dir / "run", on_started=started)
         code = supervisor.run()
         if code != 0:
             why = supervisor.last_error or f"exit code {code}"

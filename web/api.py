@@ -42,6 +42,14 @@ PROXY_TIMEOUT_S = 5.0
 MAX_ID = 2**31 - 1  # sighting ids are 32-bit integers in PostgreSQL
 
 
+bearer = HTTPBearer(auto_error=False, description="web.token (all) or web.read_token (GET only)")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+CookieToken = Annotated[str | None, Cookie(description="the token, for <img> and <video> GETs")]
+CameraId = Annotated[str, PathParam(max_length=64, description="a camera id of the config")]
+EventId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+Name = Annotated[str, PathParam(min_length=1, max_length=128)]
+
+
 @dataclass
 class Console:
     config: PipelineConfig
@@ -107,13 +115,11 @@ def create_app(console: Console) -> FastAPI:
         version="1",
         description="Sightings, the face library and the live view of a facestream pipeline.",
     )
-    bearer = HTTPBearer(auto_error=False, description="web.token (all) or web.read_token (GET only)")
-    ReadAuth = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
-    def reader(creds: ReadAuth, facestream_token: Annotated[str | None, Cookie()] = None) -> None:
+    def reader(creds: Credentials, facestream_token: CookieToken = None) -> None:
         check(console.tokens, creds.credentials if creds else facestream_token, write=False)
 
-    def writer(creds: ReadAuth) -> None:
+    def writer(creds: Credentials) -> None:
         check(console.tokens, creds.credentials if creds else None, write=True)
 
     read = [Depends(reader)]
@@ -136,9 +142,6 @@ def create_app(console: Console) -> FastAPI:
         return JSONResponse({"detail": str(exc)}, status)
 
     camera_ids = [c.id for c in console.config.cameras]
-    CameraId = Annotated[str, PathParam(max_length=64, description="a camera id of the config")]
-    EventId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
-    Name = Annotated[str, PathParam(min_length=1, max_length=128)]
 
     def known_camera(camera_id: str) -> None:
         if camera_id not in camera_ids:
