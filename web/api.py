@@ -30,7 +30,7 @@ from web import models
 from web.auth import Denied, Tokens, check
 from web.clusters import cluster_sightings
 from web.health import HealthScraper
-from web.library import Conflict, Library, NotFound
+from web.library import Conflict, Library, NotFound, clean_name
 from web.limits import BodyLimit
 from web.live import LiveState
 from web.recordings import find, segments
@@ -47,7 +47,15 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 CookieToken = Annotated[str | None, Cookie(description="the token, for <img> and <video> GETs")]
 CameraId = Annotated[str, PathParam(max_length=64, description="a camera id of the config")]
 EventId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
-Name = Annotated[str, PathParam(min_length=1, max_length=128)]
+Name = Annotated[
+    str,
+    PathParam(
+        min_length=1,
+        max_length=128,
+        description=models.NAME_HELP,
+        json_schema_extra={"pattern": models.NAME_PATTERN},
+    ),
+]
 
 
 @dataclass
@@ -109,11 +117,27 @@ def _person(console: Console, name: str, faces: int, photos: list[str]) -> model
     return models.Person(name=name, faces=faces, photo_urls=[f"{base}/{p}.jpg" for p in photos])
 
 
+def known_query(request: Request) -> None:
+    """A query parameter the route does not take is an error, not silently ignored (a typo)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    taken = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        taken |= {p.alias for p in sub.query_params}
+    unknown = sorted(set(request.query_params) - taken)
+    if unknown:
+        raise FacestreamError(f"unknown query parameter(s): {', '.join(map(repr, unknown))}")
+
+
 def create_app(console: Console) -> FastAPI:
     app = FastAPI(
         title="facestream console",
         version="1",
         description="Sightings, the face library and the live view of a facestream pipeline.",
+        dependencies=[Depends(known_query)],
+        responses=_errors(400),
     )
 
     def reader(creds: Credentials, facestream_token: CookieToken = None) -> None:
@@ -321,7 +345,7 @@ def create_app(console: Console) -> FastAPI:
     )
     def enroll_event(event_id: EventId, body: models.NameBody) -> models.Enrolled:
         """The sighting's face becomes a new person, or another face of an existing one."""
-        return _enroll(body.name, [event_id])
+        return _enroll(clean_name(body.name), [event_id])
 
     # --- people ---------------------------------------------------------------------------
     @app.get(
@@ -368,6 +392,7 @@ def create_app(console: Console) -> FastAPI:
         """Enroll the largest face of an uploaded photo (a new person, or one more face)."""
         limit = console.config.web.max_upload_bytes if console.config.web else 0
         pixels = console.config.web.max_upload_pixels if console.config.web else 0
+        name = clean_name(name)
         image = decode_photo(photo.file.read(limit + 1), limit, pixels)
         return models.PersonChange(name=name, faces=console.library.add_photo(name, image))
 
@@ -380,7 +405,7 @@ def create_app(console: Console) -> FastAPI:
     )
     def enroll_sightings(name: Name, body: models.SightingsBody) -> models.Enrolled:
         """Enroll the faces of several sightings at once (e.g. a cluster of Unknown faces)."""
-        return _enroll(name, body.event_ids)
+        return _enroll(clean_name(name), body.event_ids)
 
     @app.patch(
         "/api/people/{name}",
@@ -391,7 +416,8 @@ def create_app(console: Console) -> FastAPI:
     )
     def rename(name: Name, body: models.NameBody) -> models.PersonChange:
         """Rename a person (merged into the other person when the new name exists)."""
-        return models.PersonChange(name=body.name, faces=console.library.rename(name, body.name))
+        new = clean_name(body.name)
+        return models.PersonChange(name=new, faces=console.library.rename(name, new))
 
     @app.delete(
         "/api/people/{name}",
@@ -401,6 +427,7 @@ def create_app(console: Console) -> FastAPI:
         tags=["people"],
     )
     def remove(name: Name) -> models.Removed:
+        name = clean_name(name)
         return models.Removed(name=name, removed=console.library.remove(name))
 
     # --- unknown faces and recordings -----------------------------------------------------

@@ -26,7 +26,8 @@ import numpy as np
 from bus.config import PipelineConfig
 from bus.errors import FacestreamError
 from deploy.faces import FaceAnalyzer
-from match.gallery import Gallery, check_name
+from match.gallery import UNKNOWN, Gallery
+from match.gallery import check_name as _gallery_check_name
 
 PHOTO_ID = re.compile(r"^[0-9a-f]{16}$")
 THUMB_SIDE = 256
@@ -39,6 +40,15 @@ class NotFound(FacestreamError):
 
 class Conflict(FacestreamError):
     """A change that does not fit the gallery, e.g. another model's embedding (HTTP 409)."""
+
+
+def clean_name(name: str) -> str:
+    """The name without surrounding whitespace, checked by the gallery's rule; the reserved name
+    is a conflict (409), not a malformed request."""
+    name = name.strip() if isinstance(name, str) else name
+    if isinstance(name, str) and name.lower() == UNKNOWN.lower():
+        raise Conflict(f"{UNKNOWN!r} is reserved for faces below the threshold; pick another name")
+    return _gallery_check_name(name)
 
 
 @dataclass(frozen=True)
@@ -112,7 +122,7 @@ class Library:
         return [Person(name, count, self.photos(name)) for name, count in gallery.counts().items()]
 
     def person(self, name: str) -> Person:
-        check_name(name)
+        name = clean_name(name)
         count = Gallery.load(self.gallery_path).counts().get(name)
         if count is None:
             raise NotFound(f"{name!r} is not in the gallery")
@@ -126,7 +136,7 @@ class Library:
         return [p.stem for p in files if PHOTO_ID.match(p.stem)]
 
     def photo_path(self, name: str, photo_id: str) -> Path:
-        check_name(name)
+        name = clean_name(name)
         path = self._folder(name) / f"{photo_id}.jpg"
         if not PHOTO_ID.match(photo_id) or not path.is_file():
             raise NotFound(f"no photo {photo_id!r} of {name!r}")
@@ -135,7 +145,7 @@ class Library:
     # --- changing ----------------------------------------------------------------------------
     def add_photo(self, name: str, image: np.ndarray) -> int:
         """Enroll the largest face of a photo; returns the person's face count."""
-        check_name(name)
+        name = clean_name(name)
         analyzer = self.analyzer()
         found = analyzer.largest_face(image, "the photo")
         with self._editing() as gallery:
@@ -149,7 +159,7 @@ class Library:
 
     def add_vectors(self, name: str, vectors: np.ndarray, model_id: str | None, jpegs: list[bytes]) -> int:
         """Enroll stored embeddings (sightings); returns the person's face count."""
-        check_name(name)
+        name = clean_name(name)
         with self._editing() as gallery:
             if model_id != gallery.model_id:
                 raise Conflict(
@@ -160,7 +170,7 @@ class Library:
             return gallery.counts()[name]
 
     def remove(self, name: str) -> int:
-        check_name(name)
+        name = clean_name(name)
         with self._editing() as gallery:
             removed = gallery.remove(name)
             if not removed:
@@ -170,8 +180,8 @@ class Library:
 
     def rename(self, old: str, new: str) -> int:
         """Give a person another name (merged into that person when the name is taken)."""
-        check_name(old)
-        check_name(new)
+        old = clean_name(old)
+        new = clean_name(new)
         if old == new:
             return self.person(old).faces
         with self._editing() as gallery:

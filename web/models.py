@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# A name is stripped of surrounding whitespace, then must follow match.gallery.check_name: no path
+# separators or control characters ("Unknown", reserved for faces below the threshold, is a 409).
+# The pattern documents that (Unicode whitespace spelled out: regex engines disagree on \s); the
+# check itself is web.library.clean_name, so the schema and the server cannot disagree.
+_UNICODE_SPACE = r"\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_SPACE = r"\t\n\x0b\x0c\r\x1c-\x20" + _UNICODE_SPACE  # what str.strip() drops
+_EDGE = rf"[^/\\\x00-\x20\x7f{_UNICODE_SPACE}]"
+_MIDDLE = r"[^/\\\x00-\x1f\x7f]"
+NAME_PATTERN = f"^[{_SPACE}]*{_EDGE}({_MIDDLE}*{_EDGE})?[{_SPACE}]*$"
+NAME_HELP = "a person's name (surrounding spaces are dropped): no / or \\, no control characters; not Unknown"
 NAME_FIELD = Field(
-    min_length=1, max_length=128, description="a person's name (no / \\ or control characters)"
+    min_length=1, max_length=128, description=NAME_HELP, json_schema_extra={"pattern": NAME_PATTERN}
 )
 
 
@@ -104,8 +115,11 @@ class NameBody(Strict):
     name: str = NAME_FIELD
 
 
+EventId = Annotated[int, Field(ge=1, le=2**31 - 1)]  # sighting ids are 32-bit in PostgreSQL
+
+
 class SightingsBody(Strict):
-    event_ids: list[int] = Field(min_length=1, max_length=500)
+    event_ids: list[EventId] = Field(min_length=1, max_length=500)
 
 
 class Enrolled(BaseModel):

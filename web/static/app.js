@@ -63,6 +63,10 @@ async function refreshLive() {
     card.querySelector(".now").textContent = names.length ? names.join(", ") : (cam.status === "live" ? "no face" : cam.status);
     card.querySelector(".rate").textContent = cam.fps.toFixed(1) + " fps";
   }
+  const latest = await api("/api/events?limit=10");
+  $("#latest").replaceChildren(...latest.items.map((e) => el("figure", { "data-id": e.id },
+    e.snapshot_url ? el("img", { src: e.snapshot_url, alt: "face of " + e.name }) : el("img", { alt: "" }),
+    el("figcaption", {}, nameTag(e.name)), el("figcaption", { class: "dim" }, e.camera_id + " · " + new Date(e.last_seen).toLocaleTimeString()))));
   const select = $("#f-camera");
   if (select.options.length === 1) for (const id of state.cameraIds) select.append(el("option", { value: id }, id));
 }
@@ -216,8 +220,11 @@ function show(tab) {
   refreshers[tab](true).catch((err) => say(err.message, true));
 }
 
+let ticks = 0;
 function tick() {
-  const periodic = { live: refreshLive, events: refreshEvents, library: refreshLibrary, unknown: refreshUnknown };
+  ticks += 1;
+  const periodic = { live: refreshLive, events: refreshEvents, library: refreshLibrary };
+  if (ticks % 8 === 0) periodic.unknown = refreshUnknown;  // clustering is the costly call
   const run = periodic[state.tab];
   if (run) run().catch((err) => say(err.message, true));
   refreshHealth().catch(() => {});

@@ -24,7 +24,7 @@ def test_database_url_and_tokens_are_checked() -> None:
         parse_config({**BASE, "events": {"database_url": "mysql://x"}})
     ok = parse_config({**BASE, "events": {"database_url": "postgresql://u@127.0.0.1:5432/db"}})
     assert ok.events is not None and ok.events.database_url is not None
-    with pytest.raises(FacestreamError, match="web.token"):
+    with pytest.raises(FacestreamError, match=r"web\.token"):
         parse_config({**BASE, "web": {"token": "short"}, "overlay": {"mjpeg_port": 8080}})
 
 
