@@ -86,6 +86,13 @@ def compare(report: dict[str, Any]) -> dict[str, Any]:
             "target": "< 150",
             "met": p99 < TARGETS["p99_latency_ms_1_feed"],
         }
+    cost = report.get("events_cost")
+    if cost and cost.get("cost") is not None:
+        targets[f"events_cost_{cost['feeds']}_feeds"] = {
+            "value": cost["cost"],
+            "target": "<= 0.03",
+            "met": cost["cost"] <= TARGETS["events_cost"],
+        }
     entries = report.get("faiss", [])
     if entries:
         size = max(e["gallery"] for e in entries)

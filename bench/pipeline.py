@@ -31,13 +31,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from bus.config import PipelineConfig, dump_config, parse_config
 from bus.errors import FacestreamError
 from bus.records import MatchResult, record_from_message
+from bus.stage import METRICS_OFFSETS
 from bus.topology import all_endpoints, endpoint
 from bus.wire import decode
 
 log = logging.getLogger("facestream.bench")
 
 REPO = Path(__file__).resolve().parents[1]
-METRIC_OFFSETS = {"capture": 0, "detect": 100, "embed": 200, "match": 300}  # as bus/stage.py
 NO_FRAMES_TOPIC = b"\x00bench"  # a subscription that matches no camera: capture sees a subscriber
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -58,7 +58,13 @@ class Proc:
 
 def free_metrics_base(feeds: int, workers: int) -> int:
     """A base port whose /metrics ports for this run (capture, detect, embed, match) are all free."""
-    offsets = [*range(feeds), *(100 + i for i in range(workers)), *(200 + i for i in range(workers)), 300]
+    offsets = [
+        *range(feeds),
+        *(100 + i for i in range(workers)),
+        *(200 + i for i in range(workers)),
+        300,
+        302,
+    ]
     for _ in range(100):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -147,16 +153,18 @@ class PipelineBench:
         track: bool,
         workdir: Path,
         hwm: int | None = None,
+        events: bool = False,
     ) -> None:
         self.clip, self.gallery, self.feeds, self.workers = clip, gallery, feeds, workers
-        self.fps, self.track, self.hwm = fps, track, hwm
+        self.fps, self.track, self.hwm, self.events = fps, track, hwm, events
         self.workdir = workdir
         self.procs: list[Proc] = []
         self.ctx: zmq.Context[Any] = zmq.Context()
         self.ipc_dir = Path(tempfile.mkdtemp(prefix="fsb-"))  # ipc paths must stay short
         self.base = free_metrics_base(feeds, workers)
         self.config = self._config()
-        self.config_path = workdir / f"pipeline-{feeds}feeds.yaml"
+        self.tag = f"{feeds}feeds" + ("-events" if events else "")
+        self.config_path = workdir / f"pipeline-{self.tag}.yaml"
         dump_config(self.config, self.config_path)
 
     def _config(self) -> PipelineConfig:
@@ -178,20 +186,25 @@ class PipelineBench:
                 "embed": {"workers": self.workers},
                 "match": {"gallery": str(self.gallery)},
                 "metrics": {"base_port": self.base},
-            },
+            }
+            | (
+                {"events": {"data_dir": tempfile.mkdtemp(prefix="events-", dir=self.workdir)}}
+                if self.events
+                else {}
+            ),
             "bench config",
         )
 
     # --- processes ------------------------------------------------------------------------
     def _spawn(self, name: str, index: int) -> Proc:
         ready = self.ipc_dir / f"{name}-{index}.ready"
-        logfile = open(self.workdir / f"{name}-{index}-{self.feeds}feeds.log", "wb")  # noqa: SIM115
+        logfile = open(self.workdir / f"{name}-{index}-{self.tag}.log", "wb")  # noqa: SIM115
         cmd = [
             sys.executable, "-m", "deploy.cli", "stage", name, "--config", str(self.config_path),
             "--index", str(index), "--ready-file", str(ready),
         ]  # fmt: skip
         popen = subprocess.Popen(cmd, cwd=REPO, stdout=logfile, stderr=subprocess.STDOUT)
-        proc = Proc(name, index, popen, ready, logfile, self.base + METRIC_OFFSETS[name] + index)
+        proc = Proc(name, index, popen, ready, logfile, self.base + METRICS_OFFSETS[name] + index)
         self.procs.append(proc)
         return proc
 
@@ -208,7 +221,8 @@ class PipelineBench:
                 time.sleep(0.05)
 
     def start(self) -> None:
-        consumers = [self._spawn("match", 0)]
+        consumers = [self._spawn("events", 0)] if self.events else []
+        consumers += [self._spawn("match", 0)]
         consumers += [self._spawn("embed", i) for i in range(self.workers)]
         consumers += [self._spawn("detect", i) for i in range(self.workers)]
         self._wait_ready(consumers)
@@ -326,6 +340,7 @@ def summarize(
     return {
         "feeds": bench.feeds,
         "workers": bench.workers,
+        "events_stage": bench.events,
         "track": bench.track,
         "hwm": bench.config.bus.hwm,
         "offered_fps": round(bench.feeds * bench.fps, 2),
@@ -360,12 +375,13 @@ def run_pipeline(
     window_s: float,
     workdir: Path,
     hwm: int | None = None,
+    events: bool = False,
 ) -> dict[str, Any]:
-    bench = PipelineBench(clip, gallery, feeds, workers, fps, track, workdir, hwm)
+    bench = PipelineBench(clip, gallery, feeds, workers, fps, track, workdir, hwm, events)
     try:
         bench.start()
         result = bench.measure(warmup_s, window_s)
     finally:
         bench.stop()
-    (workdir / f"pipeline-{feeds}feeds.json").write_text(json.dumps(result, indent=1))
+    (workdir / f"pipeline-{bench.tag}.json").write_text(json.dumps(result, indent=1))
     return result
