@@ -1,8 +1,9 @@
 """Frames for snapshots: which frames events needs, and pairing them with their results by seq.
 
-Events reads a camera's frames only while one of its sightings wants a (better) snapshot, so an
-idle events stage costs capture nothing (ZeroMQ filters at the publisher). A frame waits here for
-its result and a result for its frame, each for a short while only.
+Events reads a camera's frames only while one of its sightings wants a (better) snapshot and has
+not got it, so an idle events stage costs capture nothing (ZeroMQ filters at the publisher): a
+wish ends when its snapshot is cut, or WANT_S after the last result that renewed it. A frame
+waits here for its result and a result for its frame, each for a short while only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class _Camera:
     pending: OrderedDict[int, tuple[tuple[int, int], list[tuple[Sighting, Face]]]] = field(
         default_factory=OrderedDict
     )  # seq -> ((w, h) of the result's frame, candidates)
-    wanted_until: float = 0.0
+    wishes: dict[str, float] = field(default_factory=dict)  # sighting uid -> until (monotonic s)
 
 
 Candidates = list[tuple[Sighting, Face]]
@@ -44,7 +45,8 @@ class FrameJoin:
         if not candidates:
             return None
         cam = self._cam(camera_id)
-        cam.wanted_until = now + WANT_S
+        for sighting, _face in candidates:
+            cam.wishes[sighting.uid] = now + WANT_S
         frame = cam.frames.pop(seq, None)
         if frame is not None:
             return frame, size, candidates
@@ -65,11 +67,18 @@ class FrameJoin:
             cam.frames.popitem(last=False)
         return None
 
+    def satisfied(self, camera_id: str, uid: str) -> None:
+        """A sighting got its snapshot: its wish ends now."""
+        cam = self.cameras.get(camera_id)
+        if cam is not None:
+            cam.wishes.pop(uid, None)
+
     def wanted(self, now: float) -> set[str]:
         """Cameras whose frames are needed now; the others' buffers are emptied."""
         out = set()
         for camera_id, cam in self.cameras.items():
-            if now < cam.wanted_until:
+            cam.wishes = {uid: until for uid, until in cam.wishes.items() if now < until}
+            if cam.wishes:
                 out.add(camera_id)
             else:
                 cam.frames.clear()

@@ -82,6 +82,7 @@ class EventsStage(Stage):
             region = face_region(frame.image, face.box, scale)
             if region.size:
                 sighting.snapshot_quality = quality
+                self.join.satisfied(frame.camera_id, sighting.uid)
                 self.writer.snapshot(update, region, quality)
                 self.metrics.inc_out(frame.camera_id)
 
