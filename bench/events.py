@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.pipeline import run_pipeline
+from bench.pipeline import run_configured
 
 ORDER = (False, True, True, False)
 
@@ -24,19 +24,7 @@ def events_cost(
 ) -> dict[str, Any]:
     runs = []
     for with_events in ORDER * rounds:
-        result = run_pipeline(
-            clip,
-            gallery,
-            feeds,
-            settings["workers"],
-            settings["fps_per_feed"],
-            settings["track"],
-            settings["warmup_s"],
-            settings["window_s"],
-            workdir,
-            settings["hwm"],
-            events=with_events,
-        )
+        result = run_configured(clip, gallery, feeds, settings, workdir, events=with_events)
         runs.append(
             {
                 "events": with_events,

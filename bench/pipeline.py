@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from bus.records import MatchResult, record_from_message
 from bus.stage import METRICS_OFFSETS
 from bus.topology import all_endpoints, endpoint
 from bus.wire import decode
+from deploy.ports import free_port_block
 
 log = logging.getLogger("facestream.bench")
 
@@ -57,28 +57,9 @@ class Proc:
 
 
 def free_metrics_base(feeds: int, workers: int) -> int:
-    """A base port whose /metrics ports for this run (capture, detect, embed, match) are all free."""
-    offsets = [
-        *range(feeds),
-        *(100 + i for i in range(workers)),
-        *(200 + i for i in range(workers)),
-        300,
-        302,
-    ]
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base + 300 >= 65000:
-            continue
-        try:
-            for offset in offsets:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", base + offset))
-        except OSError:
-            continue
-        return base
-    raise FacestreamError("no free block of ports for the stages' /metrics")
+    """A base port whose /metrics ports for this run (capture, detect, embed, match, events) are free."""
+    per = {"capture": feeds, "detect": workers, "embed": workers, "match": 1, "events": 1}
+    return free_port_block(METRICS_OFFSETS[name] + i for name, n in per.items() for i in range(n))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -385,3 +366,22 @@ def run_pipeline(
         bench.stop()
     (workdir / f"pipeline-{bench.tag}.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def run_configured(
+    clip: Path, gallery: Path, feeds: int, settings: dict[str, Any], workdir: Path, events: bool = False
+) -> dict[str, Any]:
+    """run_pipeline with the bench's settings (bench.run._settings)."""
+    return run_pipeline(
+        clip,
+        gallery,
+        feeds,
+        settings["workers"],
+        settings["fps_per_feed"],
+        settings["track"],
+        settings["warmup_s"],
+        settings["window_s"],
+        workdir,
+        settings["hwm"],
+        events,
+    )

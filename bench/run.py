@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench.events import events_cost
     from bench.media import make_clip, make_gallery
     from bench.naive import run_naive, tracking_cost
-    from bench.pipeline import run_pipeline
+    from bench.pipeline import run_configured
     from bench.search import bench_size, measure_shape
     from deploy.faces import FaceAnalyzer
 
@@ -207,18 +207,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             log.info(
                 "pipeline, %d feed(s), %d worker(s) each for detect and embed", feeds, settings["workers"]
             )
-            report["pipeline"][str(feeds)] = run_pipeline(
-                clip,
-                gallery,
-                feeds,
-                settings["workers"],
-                settings["fps_per_feed"],
-                settings["track"],
-                settings["warmup_s"],
-                settings["window_s"],
-                workdir,
-                settings["hwm"],
-            )
+            report["pipeline"][str(feeds)] = run_configured(clip, gallery, feeds, settings, workdir)
     if "events" not in settings["skip"]:
         feeds = max(settings["feeds"])
         log.info("events stage cost, %d feed(s): pipeline without and with it (ABBA)", feeds)

@@ -5,10 +5,9 @@ It lives in `bus` because every stage reads its own section and stages never imp
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
-
-import ipaddress
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator

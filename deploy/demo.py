@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from bus.errors import FacestreamError
 from deploy.assets import carphone_video, photo
 from deploy.enroll import enroll, enroll_from_camera
 from deploy.faces import FaceAnalyzer, read_image
+from deploy.ports import free_port, free_port_block
 from deploy.supervisor import Supervisor
 
 log = logging.getLogger("facestream.demo")
@@ -84,28 +84,6 @@ def write_slideshow(path: Path) -> list[dict[str, object]]:
         )
     writer.release()
     return truth
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def free_port_block(offsets: list[int]) -> int:
-    """A base port such that base + each offset is free now (for the stages' /metrics)."""
-    for _ in range(100):
-        base = free_port()
-        if base + max(offsets) >= 65000:
-            continue
-        try:
-            for offset in offsets:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", base + offset))
-        except OSError:
-            continue
-        return base
-    raise FacestreamError("no free block of ports for the stages' /metrics")
 
 
 def console_sections(out: Path, workers: int, web_port: int) -> dict[str, object]:

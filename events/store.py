@@ -10,7 +10,7 @@ import contextlib
 import fcntl
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +48,8 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
 
 
 @dataclass(frozen=True)
-class SightingUpdate:
-    """What the events stage knows of a sighting now (written by uid: insert, then update)."""
+class SightingFacts:
+    """What the events stage decides about a sighting (the columns it writes)."""
 
     uid: str
     camera_id: str
@@ -59,25 +59,24 @@ class SightingUpdate:
     last_seen_ms: int
     best_similarity: float | None
     frames: int
-    embedding: bytes | None
     model_id: str | None
 
 
 @dataclass(frozen=True)
-class Sighting:
+class SightingUpdate(SightingFacts):
+    """A sighting as it is now, written by uid (insert, then update); no embedding keeps the stored one."""
+
+    embedding: bytes | None
+
+
+@dataclass(frozen=True)
+class Sighting(SightingFacts):
+    """A stored sighting, as the console reads it."""
+
     id: int
-    uid: str
-    camera_id: str
-    track_id: int | None
-    name: str
-    first_seen_ms: int
-    last_seen_ms: int
-    best_similarity: float | None
-    frames: int
     snapshot: str | None
     snapshot_bytes: int
     snapshot_quality: float | None
-    model_id: str | None
     enrolled_as: str | None
     has_embedding: bool
 
@@ -210,16 +209,8 @@ class EventStore:
             return
         with self._begin() as conn:
             for u in updates:
-                values: dict[str, Any] = {
-                    "camera_id": u.camera_id,
-                    "track_id": u.track_id,
-                    "name": u.name,
-                    "first_seen_ms": u.first_seen_ms,
-                    "last_seen_ms": u.last_seen_ms,
-                    "best_similarity": u.best_similarity,
-                    "frames": u.frames,
-                    "model_id": u.model_id,
-                }
+                values: dict[str, Any] = {f.name: getattr(u, f.name) for f in fields(SightingFacts)}
+                del values["uid"]
                 if u.embedding is not None:
                     values["embedding"] = u.embedding
                 done = conn.execute(update(sightings).where(sightings.c.uid == u.uid).values(**values))

@@ -8,7 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -67,6 +67,8 @@ class Console:
     live: LiveState
     health: HealthScraper
     mjpeg_url: str  # overlay's MJPEG server, e.g. http://127.0.0.1:8080
+    # (gallery file signature, its threshold): the file is read again only when it changed
+    gallery_threshold: tuple[object, float] | None = field(default=None, repr=False)
 
     def threshold(self) -> float:
         """The same-person similarity: match.threshold, else the gallery's own."""
@@ -74,11 +76,9 @@ class Console:
         if configured is not None:
             return configured
         signature = file_signature(self.config.match.gallery)
-        cached = getattr(self, "_threshold", None)
-        if cached is None or cached[0] != signature:
-            cached = (signature, Gallery.load(self.config.match.gallery).threshold)
-            self._threshold = cached
-        return float(cached[1])
+        if self.gallery_threshold is None or self.gallery_threshold[0] != signature:
+            self.gallery_threshold = (signature, Gallery.load(self.config.match.gallery).threshold)
+        return self.gallery_threshold[1]
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -151,6 +151,27 @@ def create_app(console: Console) -> FastAPI:
     auth_errors = (401,) if console.tokens.required else ()
     write_errors = (401, 403) if console.tokens.required else ()
 
+    def get_json(path: str, model: Any, tag: str, *codes: int) -> Any:
+        return app.get(
+            path, response_model=model, dependencies=read, responses=_errors(*auth_errors, *codes), tags=[tag]
+        )
+
+    def get_file(path: str, media: str, tag: str, *codes: int, response_class: Any = FileResponse) -> Any:
+        responses = {200: {"content": {media: {}}}, **_errors(*auth_errors, *codes)}
+        return app.get(
+            path, dependencies=read, responses=responses, response_class=response_class, tags=[tag]
+        )
+
+    def change(method: str, path: str, model: Any, tag: str, *codes: int) -> Any:
+        return app.api_route(
+            path,
+            methods=[method],
+            response_model=model,
+            dependencies=write,
+            responses=_errors(*write_errors, 400, *codes),
+            tags=[tag],
+        )
+
     @app.exception_handler(Denied)
     def _denied(_: Request, exc: Denied) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
@@ -203,13 +224,7 @@ def create_app(console: Console) -> FastAPI:
             database=models.DatabaseHealth(kind=console.store.kind, sightings=total),
         )
 
-    @app.get(
-        "/api/cameras",
-        response_model=list[models.Camera],
-        dependencies=read,
-        responses=_errors(*auth_errors),
-        tags=["live"],
-    )
+    @get_json("/api/cameras", list[models.Camera], "live")
     def cameras() -> list[models.Camera]:
         """Each camera's state, the faces it shows now, and its live MJPEG and snapshot URLs."""
         return [
@@ -238,12 +253,8 @@ def create_app(console: Console) -> FastAPI:
     def _upstream_error(_: Request, exc: UpstreamError) -> JSONResponse:
         return JSONResponse({"detail": exc.message}, exc.status)
 
-    @app.get(
-        "/api/cameras/{camera_id}/snapshot.jpg",
-        dependencies=read,
-        responses={200: {"content": {"image/jpeg": {}}}, **_errors(*auth_errors, 404, 502, 503)},
-        response_class=Response,
-        tags=["live"],
+    @get_file(
+        "/api/cameras/{camera_id}/snapshot.jpg", "image/jpeg", "live", 404, 502, 503, response_class=Response
     )
     def camera_snapshot(camera_id: CameraId) -> Response:
         """The latest drawn frame (boxes and names) of a camera, from overlay's live view."""
@@ -251,12 +262,13 @@ def create_app(console: Console) -> FastAPI:
         with _upstream(f"/snapshot/{camera_id}.jpg") as resp:
             return Response(resp.read(), media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
-    @app.get(
+    @get_file(
         "/api/cameras/{camera_id}/stream.mjpeg",
-        dependencies=read,
-        responses={200: {"content": {"multipart/x-mixed-replace": {}}}, **_errors(*auth_errors, 404, 502)},
+        "multipart/x-mixed-replace",
+        "live",
+        404,
+        502,
         response_class=StreamingResponse,
-        tags=["live"],
     )
     def camera_stream(camera_id: CameraId) -> StreamingResponse:
         """Overlay's live MJPEG stream of a camera, passed through (it never ends by itself)."""
@@ -275,13 +287,7 @@ def create_app(console: Console) -> FastAPI:
         )
 
     # --- events ---------------------------------------------------------------------------
-    @app.get(
-        "/api/events",
-        response_model=models.EventPage,
-        dependencies=read,
-        responses=_errors(*auth_errors),
-        tags=["events"],
-    )
+    @get_json("/api/events", models.EventPage, "events")
     def events(
         name: Annotated[str | None, Query(max_length=128)] = None,
         camera: Annotated[str | None, Query(max_length=64)] = None,
@@ -296,23 +302,11 @@ def create_app(console: Console) -> FastAPI:
         rows, total = console.store.query(q)
         return models.EventPage(items=[_event(s) for s in rows], total=total, limit=limit, offset=offset)
 
-    @app.get(
-        "/api/events/{event_id}",
-        response_model=models.Event,
-        dependencies=read,
-        responses=_errors(*auth_errors, 404),
-        tags=["events"],
-    )
+    @get_json("/api/events/{event_id}", models.Event, "events", 404)
     def event(event_id: EventId) -> models.Event:
         return _event(sighting(event_id))
 
-    @app.get(
-        "/api/events/{event_id}/snapshot.jpg",
-        dependencies=read,
-        responses={200: {"content": {"image/jpeg": {}}}, **_errors(*auth_errors, 404)},
-        response_class=FileResponse,
-        tags=["events"],
-    )
+    @get_file("/api/events/{event_id}/snapshot.jpg", "image/jpeg", "events", 404)
     def event_snapshot(event_id: EventId) -> FileResponse:
         """The best face of a sighting."""
         path = console.store.snapshot_file(sighting(event_id))
@@ -336,56 +330,26 @@ def create_app(console: Console) -> FastAPI:
         console.store.set_enrolled([s.id for s in found], name)
         return models.Enrolled(name=name, faces=faces, event_ids=[s.id for s in found])
 
-    @app.post(
-        "/api/events/{event_id}/enroll",
-        response_model=models.Enrolled,
-        dependencies=write,
-        responses=_errors(*write_errors, 400, 404, 409),
-        tags=["events"],
-    )
+    @change("POST", "/api/events/{event_id}/enroll", models.Enrolled, "events", 404, 409)
     def enroll_event(event_id: EventId, body: models.NameBody) -> models.Enrolled:
         """The sighting's face becomes a new person, or another face of an existing one."""
         return _enroll(clean_name(body.name), [event_id])
 
     # --- people ---------------------------------------------------------------------------
-    @app.get(
-        "/api/people",
-        response_model=list[models.Person],
-        dependencies=read,
-        responses=_errors(*auth_errors),
-        tags=["people"],
-    )
+    @get_json("/api/people", list[models.Person], "people")
     def people() -> list[models.Person]:
         return [_person(console, p.name, p.faces, p.photos) for p in console.library.people()]
 
-    @app.get(
-        "/api/people/{name}",
-        response_model=models.Person,
-        dependencies=read,
-        responses=_errors(*auth_errors, 400, 404),
-        tags=["people"],
-    )
+    @get_json("/api/people/{name}", models.Person, "people", 400, 404)
     def person(name: Name) -> models.Person:
         p = console.library.person(name)
         return _person(console, p.name, p.faces, p.photos)
 
-    @app.get(
-        "/api/people/{name}/photos/{photo_id}.jpg",
-        dependencies=read,
-        responses={200: {"content": {"image/jpeg": {}}}, **_errors(*auth_errors, 400, 404)},
-        response_class=FileResponse,
-        tags=["people"],
-    )
+    @get_file("/api/people/{name}/photos/{photo_id}.jpg", "image/jpeg", "people", 400, 404)
     def person_photo(name: Name, photo_id: Annotated[str, PathParam(max_length=16)]) -> FileResponse:
         return FileResponse(console.library.photo_path(name, photo_id), media_type="image/jpeg")
 
-    @app.post(
-        "/api/people/{name}/faces",
-        response_model=models.PersonChange,
-        dependencies=write,
-        responses=_errors(*write_errors, 400, 409, 413),
-        tags=["people"],
-    )
+    @change("POST", "/api/people/{name}/faces", models.PersonChange, "people", 409, 413)
     def add_face(
         name: Name, photo: Annotated[UploadFile, File(description="JPEG, PNG or WebP")]
     ) -> models.PersonChange:
@@ -396,48 +360,24 @@ def create_app(console: Console) -> FastAPI:
         image = decode_photo(photo.file.read(limit + 1), limit, pixels)
         return models.PersonChange(name=name, faces=console.library.add_photo(name, image))
 
-    @app.post(
-        "/api/people/{name}/sightings",
-        response_model=models.Enrolled,
-        dependencies=write,
-        responses=_errors(*write_errors, 400, 404, 409),
-        tags=["people"],
-    )
+    @change("POST", "/api/people/{name}/sightings", models.Enrolled, "people", 404, 409)
     def enroll_sightings(name: Name, body: models.SightingsBody) -> models.Enrolled:
         """Enroll the faces of several sightings at once (e.g. a cluster of Unknown faces)."""
         return _enroll(clean_name(name), body.event_ids)
 
-    @app.patch(
-        "/api/people/{name}",
-        response_model=models.PersonChange,
-        dependencies=write,
-        responses=_errors(*write_errors, 400, 404),
-        tags=["people"],
-    )
+    @change("PATCH", "/api/people/{name}", models.PersonChange, "people", 404)
     def rename(name: Name, body: models.NameBody) -> models.PersonChange:
         """Rename a person (merged into the other person when the new name exists)."""
         new = clean_name(body.name)
         return models.PersonChange(name=new, faces=console.library.rename(name, new))
 
-    @app.delete(
-        "/api/people/{name}",
-        response_model=models.Removed,
-        dependencies=write,
-        responses=_errors(*write_errors, 400, 404),
-        tags=["people"],
-    )
+    @change("DELETE", "/api/people/{name}", models.Removed, "people", 404)
     def remove(name: Name) -> models.Removed:
         name = clean_name(name)
         return models.Removed(name=name, removed=console.library.remove(name))
 
     # --- unknown faces and recordings -----------------------------------------------------
-    @app.get(
-        "/api/unknown/clusters",
-        response_model=models.Clusters,
-        dependencies=read,
-        responses=_errors(*auth_errors),
-        tags=["events"],
-    )
+    @get_json("/api/unknown/clusters", models.Clusters, "events")
     def unknown_clusters(
         days: Annotated[float, Query(gt=0, le=3650, description="sightings of the last N days")] = 7.0,
         limit: Annotated[int, Query(ge=1, le=500, description="newest N sightings")] = 100,
@@ -465,13 +405,7 @@ def create_app(console: Console) -> FastAPI:
             sightings=len(recent),
         )
 
-    @app.get(
-        "/api/recordings",
-        response_model=list[models.CameraRecordings],
-        dependencies=read,
-        responses=_errors(*auth_errors),
-        tags=["recordings"],
-    )
+    @get_json("/api/recordings", list[models.CameraRecordings], "recordings")
     def recordings() -> list[models.CameraRecordings]:
         """The overlay's H.264 MP4 segments per camera, oldest first."""
         out = []
@@ -490,13 +424,7 @@ def create_app(console: Console) -> FastAPI:
             out.append(models.CameraRecordings(camera_id=cid, files=files))
         return out
 
-    @app.get(
-        "/api/recordings/{camera_id}/{file_name}",
-        dependencies=read,
-        responses={200: {"content": {"video/mp4": {}}}, **_errors(*auth_errors, 404)},
-        response_class=FileResponse,
-        tags=["recordings"],
-    )
+    @get_file("/api/recordings/{camera_id}/{file_name}", "video/mp4", "recordings", 404)
     def recording(camera_id: CameraId, file_name: Annotated[str, PathParam(max_length=255)]) -> FileResponse:
         """One segment (range requests work, so the browser can seek)."""
         known_camera(camera_id)

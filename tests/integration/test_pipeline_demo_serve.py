@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from deploy.demo import free_port
+from deploy.ports import free_port
 from tests.conftest import REPO
 
 

@@ -25,9 +25,10 @@ import yaml
 
 from bus.stage import METRICS_OFFSETS
 from deploy.assets import carphone_video
-from deploy.demo import free_port, free_port_block, letterbox
+from deploy.demo import letterbox
 from deploy.enroll import enroll
 from deploy.faces import FaceAnalyzer, read_image
+from deploy.ports import free_port, free_port_block
 from tests.conftest import PHOTOS, REPO, free_base_port
 
 WRITE = "write-token-0123456789abcdef"

@@ -9,7 +9,23 @@ from web.clusters import cluster_sightings
 
 
 def _sighting(i: int) -> Sighting:
-    return Sighting(i, f"u{i}", "cam0", None, "Unknown", i, i + 1, 0.1, 5, None, 0, None, "m", None, True)
+    return Sighting(
+        uid=f"u{i}",
+        camera_id="cam0",
+        track_id=None,
+        name="Unknown",
+        first_seen_ms=i,
+        last_seen_ms=i + 1,
+        best_similarity=0.1,
+        frames=5,
+        model_id="m",
+        id=i,
+        snapshot=None,
+        snapshot_bytes=0,
+        snapshot_quality=None,
+        enrolled_as=None,
+        has_embedding=True,
+    )
 
 
 def _people(counts: list[int], spread: float = 0.15) -> dict[int, np.ndarray]:
