@@ -15,7 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, and_, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy import (
+    Engine,
+    and_,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -204,18 +216,34 @@ class EventStore:
 
     # --- writing (events stage) ------------------------------------------------------------
     def upsert(self, updates: Sequence[SightingUpdate]) -> None:
-        """Insert new sightings and update known ones by uid, in one transaction."""
+        """Insert new sightings and update known ones by uid: one transaction, a few statements."""
         if not updates:
             return
+        facts = [f.name for f in fields(SightingFacts) if f.name != "uid"]
         with self._begin() as conn:
-            for u in updates:
-                values: dict[str, Any] = {f.name: getattr(u, f.name) for f in fields(SightingFacts)}
-                del values["uid"]
-                if u.embedding is not None:
-                    values["embedding"] = u.embedding
-                done = conn.execute(update(sightings).where(sightings.c.uid == u.uid).values(**values))
-                if done.rowcount == 0:
-                    conn.execute(insert(sightings).values(uid=u.uid, snapshot_bytes=0, **values))
+            uids = [u.uid for u in updates]
+            known = set(conn.execute(select(sightings.c.uid).where(sightings.c.uid.in_(uids))).scalars())
+            new = [
+                {
+                    "uid": u.uid,
+                    "snapshot_bytes": 0,
+                    "embedding": u.embedding,
+                    **{f: getattr(u, f) for f in facts},
+                }
+                for u in updates
+                if u.uid not in known
+            ]
+            if new:
+                conn.execute(insert(sightings), new)
+            for with_vector in (True, False):  # an update without a vector keeps the stored one
+                rows = [
+                    {"key": u.uid, **{f: getattr(u, f) for f in facts}}
+                    | ({"embedding": u.embedding} if with_vector else {})
+                    for u in updates
+                    if u.uid in known and (u.embedding is not None) == with_vector
+                ]
+                if rows:
+                    conn.execute(update(sightings).where(sightings.c.uid == bindparam("key")), rows)
 
     def save_snapshot(self, uid: str, camera_id: str, first_seen_ms: int, jpeg: bytes, quality: float) -> str:
         """Write (or replace) a sighting's snapshot file, then point its row at it."""
