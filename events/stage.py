@@ -1,6 +1,6 @@
 """The events process: match results (and, when a snapshot is due, frames) -> sightings in a store.
 
-It subscribes to every result. Frames of a camera are subscribed to only while one of its
+It subscribes to every result. A camera's frames are read one at a time, only while one of its
 sightings wants a first or a clearly better snapshot (events.join), so capture sends events
 nothing the rest of the time. Database and file work runs in a writer thread (events.writer):
 this loop never waits on disk or on the network, and so never makes capture drop a frame.
@@ -24,6 +24,8 @@ from events.store import EventStore
 from events.writer import StoreWriter
 
 FRAME_HWM = 32  # raw frames buffered for events while it reads a camera
+RESULT_HWM = 1000  # results wait while the loop sleeps between cycles (small messages)
+CYCLE_S = 0.1  # the loop wakes at most this often and takes everything waiting: cheap batches
 
 
 class EventsStage(Stage):
@@ -44,9 +46,13 @@ class EventsStage(Stage):
         self.join = FrameJoin()
         self.writer = StoreWriter(self.store, cfg, self.log)
         self.subscribed: set[str] = set()
+        self.frames_read = 0  # frames received for snapshots (the cost events puts on capture)
         self._next_flush = time.monotonic() + cfg.flush_s
         bus = self.config.bus
-        self.results = self.socket(zmq.SUB, connect=[endpoint(bus, "results").connect], subscribe=b"")
+        self.results = self.socket(
+            zmq.SUB, connect=[endpoint(bus, "results").connect], subscribe=b"", hwm=RESULT_HWM
+        )
+        self._cycle_end = time.monotonic()
         frames = [e.connect for e in all_endpoints(self.config, "frames")]
         self.frames = self.socket(zmq.SUB, connect=frames, hwm=FRAME_HWM)
         self.inputs.extend([self.results, self.frames])
@@ -62,10 +68,10 @@ class EventsStage(Stage):
                 self._cut(*ready)
             self.metrics.observe(record.camera_id, time.perf_counter() - started, since_capture_s(record))
         elif isinstance(record, Frame):
+            self.frames_read += 1
             if record.camera_id in self.subscribed:  # SUB filters by prefix: cam1 also gets cam10
-                ready = self.join.on_frame(record)
-                if ready is not None:
-                    self._cut(*ready)
+                self.join.on_frame(record, now)
+                self._subscribe(now)  # one frame is enough: let go of the camera at once
         elif isinstance(record, EndOfStream) and source is self.results:
             self.join.forget(record.camera_id)
             self._write(self.book.end_camera(record.camera_id))
@@ -89,17 +95,24 @@ class EventsStage(Stage):
     def _write(self, people: list[Sighting]) -> None:
         self.writer.upsert([u for u in (s.update() for s in people) if u is not None])
 
-    def tick(self) -> None:
-        now = time.monotonic()
+    def _subscribe(self, now: float) -> None:
         wanted = self.join.wanted(now)
         for camera_id in wanted - self.subscribed:
             self.frames.setsockopt(zmq.SUBSCRIBE, camera_id.encode())
         for camera_id in self.subscribed - wanted:
             self.frames.setsockopt(zmq.UNSUBSCRIBE, camera_id.encode())
         self.subscribed = wanted
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        self._subscribe(now)
         if now >= self._next_flush:
             self._next_flush = now + self.events_config.flush_s
             self._write(self.book.changed() + self.book.expire(time.time_ns()))
+        rest = self._cycle_end - time.monotonic()
+        if rest > 0 and not self.subscribed:  # a wanted frame is taken as soon as it comes
+            self.stop_event.wait(rest)
+        self._cycle_end = time.monotonic() + CYCLE_S
 
     def on_stop(self) -> None:
         book = getattr(self, "book", None)
@@ -108,7 +121,8 @@ class EventsStage(Stage):
             self._write([s for people in book.live.values() for s in people])
             writer.close()
             self.log.info(
-                "wrote %d sighting rows and %d snapshots (%d writes dropped, %d snapshots failed)",
+                "read %d frames; wrote %d sighting rows and %d snapshots (%d writes dropped, %d snapshots failed)",
+                self.frames_read,
                 writer.rows_written,
                 writer.snapshots,
                 writer.dropped,

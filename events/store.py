@@ -18,7 +18,6 @@ import numpy as np
 from sqlalchemy import (
     Engine,
     and_,
-    bindparam,
     create_engine,
     delete,
     event,
@@ -28,6 +27,8 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -116,6 +117,7 @@ class Retention:
 
 
 _COLUMNS = [c for c in sightings.c if c.name != "embedding"]
+_FACTS = [f.name for f in fields(SightingFacts) if f.name != "uid"]
 
 
 class EventStore:
@@ -133,6 +135,7 @@ class EventStore:
             event.listen(self.engine, "connect", _on_sqlite_connect)
         else:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+        self._upsert = self._upsert_statement()
 
     @classmethod
     def open(cls, config: EventsConfig, migrate: bool = True) -> EventStore:
@@ -215,35 +218,30 @@ class EventStore:
             time.sleep(0.2)
 
     # --- writing (events stage) ------------------------------------------------------------
+    def _upsert_statement(self) -> Any:
+        """INSERT ... ON CONFLICT (uid) DO UPDATE, which SQLite and PostgreSQL both speak; a row
+        without a vector keeps the stored one."""
+        make = sqlite_insert if self.kind == "sqlite" else pg_insert
+        stmt = make(sightings)
+        changed: dict[str, Any] = {f: stmt.excluded[f] for f in _FACTS}
+        changed["embedding"] = func.coalesce(stmt.excluded.embedding, sightings.c.embedding)
+        return stmt.on_conflict_do_update(index_elements=[sightings.c.uid], set_=changed)
+
     def upsert(self, updates: Sequence[SightingUpdate]) -> None:
-        """Insert new sightings and update known ones by uid: one transaction, a few statements."""
+        """Insert new sightings and update known ones by uid: one statement, one transaction."""
         if not updates:
             return
-        facts = [f.name for f in fields(SightingFacts) if f.name != "uid"]
+        rows = [
+            {
+                "uid": u.uid,
+                "snapshot_bytes": 0,
+                "embedding": u.embedding,
+                **{f: getattr(u, f) for f in _FACTS},
+            }
+            for u in updates
+        ]
         with self._begin() as conn:
-            uids = [u.uid for u in updates]
-            known = set(conn.execute(select(sightings.c.uid).where(sightings.c.uid.in_(uids))).scalars())
-            new = [
-                {
-                    "uid": u.uid,
-                    "snapshot_bytes": 0,
-                    "embedding": u.embedding,
-                    **{f: getattr(u, f) for f in facts},
-                }
-                for u in updates
-                if u.uid not in known
-            ]
-            if new:
-                conn.execute(insert(sightings), new)
-            for with_vector in (True, False):  # an update without a vector keeps the stored one
-                rows = [
-                    {"key": u.uid, **{f: getattr(u, f) for f in facts}}
-                    | ({"embedding": u.embedding} if with_vector else {})
-                    for u in updates
-                    if u.uid in known and (u.embedding is not None) == with_vector
-                ]
-                if rows:
-                    conn.execute(update(sightings).where(sightings.c.uid == bindparam("key")), rows)
+            conn.execute(self._upsert, rows)
 
     def save_snapshot(self, uid: str, camera_id: str, first_seen_ms: int, jpeg: bytes, quality: float) -> str:
         """Write (or replace) a sighting's snapshot file, then point its row at it."""
