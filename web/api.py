@@ -233,6 +233,7 @@ def create_app(console: Console) -> FastAPI:
                 status=state["status"],
                 fps=state["fps"],
                 last_result_age_s=state["last_result_age_s"],
+                last_seq=state["last_seq"],
                 faces=[models.LiveFace(**f) for f in state["faces"]],
                 stream_url=f"/api/cameras/{cid}/stream.mjpeg",
                 snapshot_url=f"/api/cameras/{cid}/snapshot.jpg",

@@ -69,6 +69,7 @@ class Camera(BaseModel):
     status: str
     fps: float
     last_result_age_s: float | None
+    last_seq: int | None = Field(description="frame number of the latest result")
     faces: list[LiveFace] = Field(description="the faces of the latest result, with their names")
     stream_url: str = Field(description="MJPEG of overlay's drawn frames (boxes and names)")
     snapshot_url: str
