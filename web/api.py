@@ -27,14 +27,15 @@ from events.store import EventStore, Sighting
 from events.store import Query as EventQuery
 from match.gallery import Gallery, file_signature
 from web import models
-from web.auth import Denied, Tokens, check
+from web.auth import Tokens, check
 from web.clusters import cluster_sightings
+from web.errors import HttpProblem
 from web.health import HealthScraper
 from web.library import Conflict, Library, NotFound, clean_name
 from web.limits import BodyLimit
 from web.live import LiveState
 from web.recordings import find, segments
-from web.uploads import UploadError, decode_photo
+from web.uploads import decode_photo
 
 STATIC = Path(__file__).parent / "static"
 MULTIPART_SLACK = 64 << 10  # multipart headers around an upload
@@ -172,14 +173,10 @@ def create_app(console: Console) -> FastAPI:
             tags=[tag],
         )
 
-    @app.exception_handler(Denied)
-    def _denied(_: Request, exc: Denied) -> JSONResponse:
+    @app.exception_handler(HttpProblem)
+    def _problem(_: Request, exc: HttpProblem) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse({"detail": exc.message}, exc.status, headers=headers)
-
-    @app.exception_handler(UploadError)
-    def _upload(_: Request, exc: UploadError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, exc.status)
 
     @app.exception_handler(FacestreamError)
     def _facestream(_: Request, exc: FacestreamError) -> JSONResponse:
@@ -249,10 +246,6 @@ def create_app(console: Console) -> FastAPI:
             raise UpstreamError(status, f"the live view answered {exc.code}") from exc
         except OSError as exc:
             raise UpstreamError(502, f"the live view (overlay) does not answer: {exc}") from exc
-
-    @app.exception_handler(UpstreamError)
-    def _upstream_error(_: Request, exc: UpstreamError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, exc.status)
 
     @get_file(
         "/api/cameras/{camera_id}/snapshot.jpg", "image/jpeg", "live", 404, 502, 503, response_class=Response
@@ -445,11 +438,8 @@ def create_app(console: Console) -> FastAPI:
     return app
 
 
-class UpstreamError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class UpstreamError(HttpProblem):
+    """The live view (overlay) did not answer."""
 
 
 __all__ = ["Console", "create_app"]

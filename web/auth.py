@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from bus.config import WebConfig, is_loopback
 from bus.errors import FacestreamError
+from web.errors import HttpProblem
 
 ENV_TOKEN = "FACESTREAM_WEB_TOKEN"
 ENV_READ_TOKEN = "FACESTREAM_WEB_READ_TOKEN"
@@ -51,11 +52,8 @@ def resolve_tokens(config: WebConfig, environ: dict[str, str] | None = None) -> 
     return tokens
 
 
-class Denied(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class Denied(HttpProblem):
+    """401 or 403."""
 
 
 def check(tokens: Tokens, presented: str | None, write: bool) -> None:

@@ -13,14 +13,13 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from web.errors import HttpProblem
+
 FORMATS = ("JPEG", "PNG", "WEBP")
 
 
-class UploadError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+class UploadError(HttpProblem):
+    """413 too big, 400 not a usable image."""
 
 
 def decode_photo(data: bytes, max_bytes: int, max_pixels: int) -> np.ndarray:
