@@ -113,6 +113,11 @@ def compare(report: dict[str, Any]) -> dict[str, Any]:
         label = f"{many['fps']} of {many['offered_fps']} fps; slowest camera {slowest} of {offered:g}"
         met = many["fps"] >= 0.95 * many["offered_fps"] and slowest >= 0.9 * offered
         targets[f"{many['feeds']}_feeds_sustained"] = _target(label, ">= 95 %, no camera under 90 %", met)
+    cost = report.get("events_cost")
+    if cost and cost.get("cost") is not None:
+        targets[f"events_cost_{cost['feeds']}_feeds"] = _target(
+            cost["cost"], "<= 0.03", cost["cost"] <= TARGETS["events_cost"]
+        )
     entries = report.get("faiss", [])
     if entries:
         size = max(e["gallery"] for e in entries)

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import tempfile
 import time
 import urllib.request
@@ -29,9 +28,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from bus.config import dump_config, parse_config
 from bus.errors import FacestreamError
 from bus.records import MatchResult, record_from_message
-from bus.stage import metrics_port
+from bus.stage import METRICS_OFFSETS, metrics_port
 from bus.topology import endpoint
 from bus.wire import decode
+from deploy.ports import free_port_block
 from deploy.supervisor import Supervisor
 
 log = logging.getLogger("facestream.bench")
@@ -41,27 +41,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def free_metrics_base(feeds: int, workers: int) -> int:
     """A base port whose /metrics ports for this run (every stage process) are all free."""
-    offsets = [
-        *range(feeds),
-        *(100 + i for i in range(workers)),
-        *(200 + i for i in range(workers)),
-        300,
-        301,
-    ]
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base + 301 >= 65000:
-            continue
-        try:
-            for offset in offsets:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", base + offset))
-        except OSError:
-            continue
-        return base
-    raise FacestreamError("no free block of ports for the stages' /metrics")
+    per = {"capture": feeds, "detect": workers, "embed": workers, "match": 1, "overlay": 1, "events": 1}
+    return free_port_block(METRICS_OFFSETS[name] + i for name, n in per.items() for i in range(n))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -137,9 +118,10 @@ class PipelineBench:
         label: str,
         hwm: int | None = None,
         detect: dict[str, Any] | None = None,
+        events: bool = False,
     ) -> None:
         self.cameras, self.gallery, self.workers, self.hwm = cameras, gallery, workers, hwm
-        self.workdir, self.label = workdir, label
+        self.workdir, self.label, self.events = workdir, label, events
         self.ctx: zmq.Context[Any] = zmq.Context()
         self.ipc_dir = Path(tempfile.mkdtemp(prefix="fsb-"))  # ipc paths must stay short
         self.config = parse_config(
@@ -152,7 +134,8 @@ class PipelineBench:
                 "match": {"gallery": str(gallery)},
                 "metrics": {"base_port": free_metrics_base(len(cameras), workers)},
                 "supervisor": {"log_dir": str(workdir / f"logs-{label}"), "max_restarts": 0},
-            },
+            }
+            | ({"events": {"data_dir": tempfile.mkdtemp(prefix="events-", dir=workdir)}} if events else {}),
             "bench config",
         )
         self.config_path = workdir / f"pipeline-{label}.yaml"
@@ -326,9 +309,10 @@ def run_pipeline(
     hwm: int | None = None,
     detect: dict[str, Any] | None = None,
     keep: list[Any] | None = None,
+    events: bool = False,
 ) -> dict[str, Any]:
     """Start the pipeline on these cameras, measure one window, stop it; `keep` gets the window's results."""
-    bench = PipelineBench(cameras, gallery, workers, workdir, label, hwm, detect)
+    bench = PipelineBench(cameras, gallery, workers, workdir, label, hwm, detect, events)
     try:
         bench.start()
         result = bench.measure(warmup_s, window_s, keep)

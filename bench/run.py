@@ -3,6 +3,7 @@
     python -m bench.run --out bench-results.json            # full: about 3 min on 2 cores
     python -m bench.run --quick --out quick.json            # about 35 s
     python -m bench.run --feeds 1,4,8 --workers 4 --fps 60  # a bigger machine
+    python -m bench.run --skip naive,faiss                  # pipeline and the events stage's cost
 
 Results go to --out as JSON and a short table goes to stdout; docs/performance.md explains each
 number and how it is measured.
@@ -36,6 +37,7 @@ TARGETS = {
     "boxes_agree": 0.95,  # share of frames whose boxes agree with a detection on that frame, at least
     "match_ms_1m": 5.0,  # below
     "recall_at_1_1m": 0.99,  # at least
+    "events_cost": 0.03,  # at most: throughput the events stage may take from the pipeline
 }
 SCENE_FPS = 15.0
 MANY_FEEDS = 16  # 12 still (6 empty rooms, 6 people at desks) + 4 with motion (2 walking, 2 crowds)
@@ -101,9 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-track", action="store_true", help="pipeline without face tracking (every face embedded)"
     )
     p.add_argument(
-        "--skip", default="", help="comma list of sections to skip: naive, pipeline, scenes, many, faiss"
+        "--skip",
+        default="",
+        help="comma list of sections to skip: naive, pipeline, scenes, many, events, faiss",
     )
     p.add_argument("--scene-feeds", type=int, default=4, help="feeds of each scene in the scenes section")
+    p.add_argument(
+        "--events-rounds",
+        type=int,
+        default=1,
+        help="events cost: rounds of 4 pipeline runs (without, with, with, without) on the most feeds",
+    )
     p.add_argument("--out", type=Path, default=Path("bench-results.json"), help="JSON results file")
     p.add_argument(
         "--workdir", type=Path, default=None, help="keep the clip, gallery, configs and stage logs here"
@@ -131,11 +141,13 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "max_hnsw": args.max_hnsw,
         "skip": sorted(s.strip() for s in args.skip.split(",") if s.strip()),
         "scene_feeds": args.scene_feeds,
+        "events_rounds": args.events_rounds,
     }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench.compare import compare
+    from bench.events import events_cost
     from bench.media import make_clip, make_gallery
     from bench.naive import detect_costs, run_naive
     from bench.pipeline import looping, run_pipeline
@@ -143,7 +155,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from deploy.faces import FaceAnalyzer
 
     settings = _settings(args)
-    unknown = set(settings["skip"]) - {"naive", "pipeline", "scenes", "many", "faiss"}
+    unknown = set(settings["skip"]) - {"naive", "pipeline", "scenes", "many", "events", "faiss"}
     if unknown:
         raise FacestreamError(f"--skip: unknown section(s) {', '.join(sorted(unknown))}")
     started = time.monotonic()
@@ -184,6 +196,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             report["scenes"] = run_scenes(scenes, gallery, settings, workdir)
         if "many" not in settings["skip"]:
             report["many"] = run_many(scenes, gallery, settings, workdir)
+    if "events" not in settings["skip"]:
+        feeds = max(settings["feeds"])
+        log.info("events stage cost, %d feed(s): pipeline without and with it (ABBA)", feeds)
+        report["events_cost"] = events_cost(
+            clip, gallery, feeds, settings, workdir, settings["events_rounds"]
+        )
     if "faiss" not in settings["skip"]:
         shape = measure_shape(analyzer)
         report["faiss_data"] = {

@@ -125,6 +125,14 @@ def render(report: dict[str, Any]) -> str:
                 f"a still scene costs {report['scenes']['still_vs_detected']:.3f} of one detected every frame"
             )
         lines.append("")
+    cost = report.get("events_cost")
+    if cost:
+        lines += [
+            f"events stage ({cost['feeds']} feeds, {cost['order']}): {cost['fps_without']} fps without, "
+            f"{cost['fps_with']} with; cost {_f(cost['cost'], 4)}, events' share of the CPU "
+            f"{_f(cost['events_cpu_share'], 4)}",
+            "",
+        ]
     entries = report.get("faiss", [])
     if entries:
         rows = []

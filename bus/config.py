@@ -5,6 +5,7 @@ It lives in `bus` because every stage reads its own section and stages never imp
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -206,6 +207,46 @@ class SupervisorConfig(StrictModel):
     log_dir: Path | None = None  # stage logs go here instead of the terminal
 
 
+class EventsConfig(StrictModel):
+    """The events stage: one row per person-track per camera ("sightings"), with a snapshot each."""
+
+    data_dir: Path = Path("facestream-data")  # the SQLite file, snapshots and the face library
+    # None: SQLite (WAL) at data_dir/events.db. postgresql://user:password@host/db for several hosts.
+    database_url: str | None = None
+    retention_days: float = Field(default=30.0, gt=0)  # older sightings and their snapshots go
+    max_snapshot_bytes: int = Field(default=1 << 30, ge=0)  # beyond it the oldest snapshots go
+    end_after_s: float = Field(default=3.0, gt=0)  # a sighting ends when its face is unseen this long
+    flush_s: float = Field(default=1.0, gt=0)  # how often live sightings are written
+    snapshot_side: int = Field(default=192, ge=32, le=1024)  # longest side of a snapshot, pixels
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+            raise ValueError("events.database_url must start with postgresql:// or sqlite:///")
+        return url
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class WebConfig(StrictModel):
+    """The operator's console (HTTP API and page); needs the events stage and overlay's MJPEG."""
+
+    host: str = "127.0.0.1"  # any other address needs a token (here or FACESTREAM_WEB_TOKEN)
+    port: int = Field(default=8000, ge=1, le=65535)
+    token: str | None = Field(default=None, min_length=16)  # bearer token for every call but health
+    read_token: str | None = Field(default=None, min_length=16)  # may only read (GET)
+    max_upload_bytes: int = Field(default=8 << 20, ge=1024)
+    max_upload_pixels: int = Field(default=25_000_000, ge=4096)
+
+
 class PipelineConfig(StrictModel):
     cameras: list[CameraConfig] = Field(min_length=1)
     bus: BusConfig = BusConfig()
@@ -215,6 +256,23 @@ class PipelineConfig(StrictModel):
     overlay: OverlayConfig = OverlayConfig()
     metrics: MetricsConfig = MetricsConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
+    events: EventsConfig | None = None  # None: no events stage (a web section turns it on)
+    web: WebConfig | None = None  # None: no console
+
+    @model_validator(mode="before")
+    @classmethod
+    def _web_needs_events(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("web") is not None and data.get("events") is None:
+            return {**data, "events": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _web_needs_live_view(self) -> PipelineConfig:
+        if self.web is not None and not self.overlay.mjpeg_port:
+            raise ValueError(
+                "web: the console shows overlay's live view: set overlay.mjpeg_port to a fixed port"
+            )
+        return self
 
     @field_validator("cameras")
     @classmethod

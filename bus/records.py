@@ -256,6 +256,14 @@ def _after(after: int | None) -> dict[str, int]:
     return {} if after is None else {"after": int(after)}
 
 
+def _check_vectors(faces: list[Face], v: np.ndarray) -> None:
+    if not isinstance(v, np.ndarray) or v.dtype != np.float32 or v.ndim != 2:
+        raise WireError("bad_payload", "vectors must be a float32 (n, dim) array")
+    if not np.isfinite(v).all():
+        raise WireError("bad_payload", "vectors hold NaN or infinity")
+    _check_indices(faces, v.shape[0], "vector")
+
+
 def _check_indices(faces: list[Face], count: int, what: str) -> None:
     used = [f.crop_index for f in faces if f.crop_index is not None]
     if sorted(used) != list(range(count)):
@@ -275,12 +283,7 @@ class Embeddings(_Record):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        v = self.vectors
-        if not isinstance(v, np.ndarray) or v.dtype != np.float32 or v.ndim != 2:
-            raise WireError("bad_payload", "vectors must be a float32 (n, dim) array")
-        if not np.isfinite(v).all():
-            raise WireError("bad_payload", "vectors hold NaN or infinity")
-        _check_indices(self.faces, v.shape[0], "vector")
+        _check_vectors(self.faces, self.vectors)
         _check_after(self.after, self.seq)
 
     def to_frames(self) -> list[bytes | memoryview]:
@@ -318,6 +321,14 @@ class MatchResult(_Record):
     # Results the match process has published for this camera, this one included (1, 2, ...):
     # a subscriber that sees a gap knows how many results the PUB hop dropped. None: not counted.
     published: int | None = None
+    # Optional: the embeddings that were matched (row = face.crop_index), for consumers that keep
+    # them (events stores those of Unknown faces); None when the sender leaves them out.
+    vectors: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.vectors is not None:
+            _check_vectors(self.faces, self.vectors)
 
     def to_frames(self) -> list[bytes | memoryview]:
         extra = {} if self.published is None else {"published": int(self.published)}
@@ -328,13 +339,15 @@ class MatchResult(_Record):
             threshold=self.threshold,
             **extra,
         )
-        return encode(self.camera_id, header)
+        return encode(self.camera_id, header, [] if self.vectors is None else [self.vectors])
 
     @classmethod
     def from_message(cls, msg: Message) -> MatchResult:
         threshold = msg.header.get("threshold", 0.0)
         if not isinstance(threshold, int | float):
             raise WireError("bad_field", "threshold must be a number")
+        if len(msg.parts) > 1:
+            raise WireError("bad_payload", "a result carries at most one vectors part")
         return cls(
             **_base_fields(msg),
             frame_size=_frame_size(msg),
@@ -342,6 +355,7 @@ class MatchResult(_Record):
             model_id=str(msg.header.get("model_id", "")),
             threshold=float(threshold),
             published=_opt_int(msg.header.get("published")),
+            vectors=msg.parts[0] if msg.parts else None,
         )
 
 

@@ -22,7 +22,21 @@ from bus.records import Record, record_from_message
 from bus.sockets import drain, make_socket
 from bus.wire import decode
 
-_METRICS_OFFSETS = {"capture": 0, "detect": 100, "embed": 200, "match": 300, "overlay": 301}
+METRICS_OFFSETS = {
+    "capture": 0,
+    "detect": 100,
+    "embed": 200,
+    "match": 300,
+    "overlay": 301,
+    "events": 302,
+    "web": 303,
+}
+
+
+def metrics_port(config: PipelineConfig, name: str, index: int = 0) -> int | None:
+    """The /metrics port of one stage process, None when metrics are off."""
+    base = config.metrics.base_port
+    return None if base is None else base + METRICS_OFFSETS[name] + index
 
 
 class Stage(ABC):
@@ -125,12 +139,6 @@ class Stage(ABC):
         if port is not None:
             self.metrics.serve(self.config.metrics.host, port)
             self.log.info("metrics on http://%s:%d/metrics", self.config.metrics.host, port)
-
-
-def metrics_port(config: PipelineConfig, stage: str, index: int = 0) -> int | None:
-    """Where process `index` of a stage serves /metrics (None: metrics.base_port is unset)."""
-    base = config.metrics.base_port
-    return None if base is None else base + _METRICS_OFFSETS[stage] + index
 
 
 def since_capture_s(record: Record) -> float:

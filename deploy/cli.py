@@ -11,6 +11,7 @@ from pathlib import Path
 from bus.config import DetectConfig, load_config
 from bus.errors import FacestreamError
 from bus.logs import setup_logging
+from deploy.stages import STAGE_CLASSES  # names only: stage modules are imported when one runs
 
 log = logging.getLogger("facestream.cli")
 # match.index.INDEX_KINDS, spelled out so that start-up does not import FAISS (a test keeps them equal)
@@ -26,7 +27,17 @@ def _analyzer(args: argparse.Namespace):
 def cmd_demo(args: argparse.Namespace) -> int:
     from deploy.demo import run_demo
 
-    result = run_demo(args.out, detector=args.detector, workers=args.workers, mjpeg_port=args.mjpeg_port)
+    def started(url: str) -> None:
+        print(f"console: {url} (the clips loop; Ctrl-C stops)", flush=True)
+
+    result = run_demo(
+        args.out,
+        detector=args.detector,
+        workers=args.workers,
+        mjpeg_port=args.mjpeg_port,
+        serve_port=args.web_port if args.serve else None,
+        on_started=started,
+    )
     s = result.summary
     names = ", ".join(str(n) for n in s.get("identities", [])) or "none"  # type: ignore[attr-defined]
     print(
@@ -153,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detector", default="yunet", choices=["yunet", "haar"])
     p.add_argument("--workers", type=int, default=1, help="detect and embed processes")
     p.add_argument("--mjpeg-port", type=int, default=None, help="also serve the live page")
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="loop the clips and keep the operator's console up (Ctrl-C stops)",
+    )
+    p.add_argument("--web-port", type=int, default=8000, help="--serve: the console's port (default 8000)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="run the pipeline described by a YAML config")
@@ -160,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("stage", help="run one stage process (any host; addresses from the config)")
-    p.add_argument("name", choices=["capture", "detect", "embed", "match", "overlay"])
+    p.add_argument("name", choices=list(STAGE_CLASSES))
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--index", type=int, default=0, help="camera index (capture) or worker number")
     p.add_argument("--ready-file", type=Path, default=None, help=argparse.SUPPRESS)

@@ -2,6 +2,8 @@
 
 The carphone driver is enrolled one-shot from the clip's first frame and must be named in the
 later frames; a second clip shows other photos of enrolled people and two people who are not.
+With `serve`, both clips loop and the operator's console (events and web stages) stays up until
+Ctrl-C.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from bus.errors import FacestreamError
 from deploy.assets import carphone_video, photo
 from deploy.enroll import enroll, enroll_from_camera
 from deploy.faces import FaceAnalyzer, read_image
+from deploy.ports import free_port, free_port_block
 from deploy.scenes import truth_file
 from deploy.supervisor import Supervisor
 from deploy.truth import TruthScore, load_results, load_truth, score
@@ -102,14 +106,36 @@ def write_slideshow(path: Path, detector: Detector) -> dict[str, object]:
     return {"scene": "photos", "fps": SLIDE_FPS, "size": list(SLIDE_SIZE), "frames": frames}
 
 
+def console_sections(out: Path, workers: int, web_port: int) -> dict[str, object]:
+    """events, web and metrics for `demo --serve` (metrics feed the console's health view)."""
+    from bus.stage import METRICS_OFFSETS
+
+    offsets = sorted({METRICS_OFFSETS[n] + i for n in ("detect", "embed") for i in range(workers)})
+    offsets += [0, 1] + [METRICS_OFFSETS[n] for n in ("match", "overlay", "events", "web")]
+    return {
+        "events": {"data_dir": str(out / "data")},
+        "web": {"port": web_port},
+        "metrics": {"base_port": free_port_block(offsets)},
+    }
+
+
 def build_config(
-    out: Path, ipc_dir: Path, gallery: Path, clip: Path, detector: str, workers: int, mjpeg_port: int | None
+    out: Path,
+    ipc_dir: Path,
+    gallery: Path,
+    clip: Path,
+    detector: str,
+    workers: int,
+    mjpeg_port: int | None,
+    serve: dict[str, object] | None = None,
 ) -> PipelineConfig:
+    """The demo's pipeline; `serve` (console_sections) loops the clips and adds the console."""
+    loop = serve is not None
     return parse_config(
         {
             "cameras": [
-                {"id": "carphone", "source": str(carphone_video())},
-                {"id": "photos", "source": str(clip)},
+                {"id": "carphone", "source": str(carphone_video()), "loop": loop},
+                {"id": "photos", "source": str(clip), "loop": loop},
             ],
             "bus": {"transport": "ipc", "ipc_dir": str(ipc_dir)},
             "detect": {"backend": detector, "workers": workers},
@@ -120,15 +146,23 @@ def build_config(
                 "results_log": str(out / "results.jsonl"),
                 "mjpeg_port": mjpeg_port,
             },
-            "supervisor": {"log_dir": str(out / "logs"), "max_restarts": 0},
+            "supervisor": {"log_dir": str(out / "logs"), "max_restarts": 5 if loop else 0},
+            **(serve or {}),
         },
         "demo config",
     )
 
 
 def run_demo(
-    out: Path, detector: str = "yunet", workers: int = 1, mjpeg_port: int | None = None
+    out: Path,
+    detector: str = "yunet",
+    workers: int = 1,
+    mjpeg_port: int | None = None,
+    serve_port: int | None = None,
+    on_started: Callable[[str], None] | None = None,
 ) -> DemoResult:
+    """Run the demo; with `serve_port`, loop the clips and serve the console there until stopped
+    (`on_started` gets the console's URL once every stage is up)."""
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("results.jsonl", "results.summary.json", "gallery.fsg"):
@@ -143,10 +177,16 @@ def run_demo(
     truth_file(clip).write_text(json.dumps(truth, separators=(",", ":")))
     ipc_dir = Path(tempfile.mkdtemp(prefix="fs-demo-"))  # ipc paths must stay short
     try:
-        config = build_config(out, ipc_dir, gallery_path, clip, detector, workers, mjpeg_port)
+        serve = None
+        if serve_port is not None:
+            mjpeg_port = mjpeg_port or free_port()
+            serve = console_sections(out, workers, serve_port)
+        config = build_config(out, ipc_dir, gallery_path, clip, detector, workers, mjpeg_port, serve)
         config_path = out / "demo-config.yaml"
         dump_config(config, config_path)
-        supervisor = Supervisor(config, config_path, ipc_dir / "run")
+        url = f"http://127.0.0.1:{serve_port}/"
+        started = None if on_started is None else (lambda: on_started(url))
+        supervisor = Supervisor(config, config_path, ipc_dir / "run", on_started=started)
         code = supervisor.run()
         if code != 0:
             why = supervisor.last_error or f"exit code {code}"

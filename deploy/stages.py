@@ -16,9 +16,11 @@ STAGE_CLASSES = {
     "embed": ("embed.stage", "EmbedStage"),
     "match": ("match.stage", "MatchStage"),
     "overlay": ("overlay.stage", "OverlayStage"),
+    "events": ("events.stage", "EventsStage"),
+    "web": ("web.stage", "WebStage"),
 }
 # Downstream first, so every consumer is listening before the cameras start.
-START_ORDER = ("overlay", "match", "embed", "detect", "capture")
+START_ORDER = ("web", "events", "overlay", "match", "embed", "detect", "capture")
 
 
 def stage_class(name: str) -> type[Stage]:
@@ -32,4 +34,6 @@ def process_count(config: PipelineConfig, name: str) -> int:
         "capture": len(config.cameras),
         "detect": config.detect.workers,
         "embed": config.embed.workers,
+        "events": int(config.events is not None),  # only with an events (or web) section
+        "web": int(config.web is not None),
     }.get(name, 1)

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -100,10 +101,18 @@ def _forward(stage: StageProcess, stream: IO[bytes], sink: IO[bytes]) -> None:
 
 class Supervisor:
     def __init__(
-        self, config: PipelineConfig, config_path: Path, run_dir: Path, *, owns_run_dir: bool = False
+        self,
+        config: PipelineConfig,
+        config_path: Path,
+        run_dir: Path,
+        *,
+        owns_run_dir: bool = False,
+        on_started: Callable[[], None] | None = None,
     ) -> None:
         """`owns_run_dir`: the run dir is a private folder made for this run (see `owns_run_dir()`);
-        it is removed once `run()` has stopped every stage. A configured folder is never removed."""
+        it is removed once `run()` has stopped every stage. A configured folder is never removed.
+        `on_started` is called once every stage has started (e.g. to print the console's URL)."""
+        self.on_started = on_started
         self.config = config
         self.config_path = Path(config_path).resolve()
         self.run_dir = Path(run_dir)
@@ -282,6 +291,8 @@ class Supervisor:
         previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             self.start()
+            if self.on_started is not None:
+                self.on_started()
             while True:
                 code = self.check()
                 if code is not None:

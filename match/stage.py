@@ -203,6 +203,7 @@ class MatchStage(Stage):
             model_id=record.model_id,
             threshold=self.threshold,
             published=count,
+            vectors=record.vectors,
         )
         self._send(result.to_frames(), record.camera_id)
 

@@ -8,8 +8,8 @@ in overlay.mjpeg. This class wires them to the sockets.
 Each camera's frames come on a socket of their own, connected to that camera's capture only, so
 a frame or an end-of-stream can be checked against the link it came over.
 
-Restarted by the supervisor after a crash (FACESTREAM_RESTARTS > 0), the overlay cannot append
-to the MP4 it was writing (mp4v files are only playable once closed): it starts at the next free
+Restarted by the supervisor after a crash (FACESTREAM_RESTARTS > 0), the overlay does not append
+to the MP4 it was writing (its last fragment may be cut short): it starts at the next free
 segment number, appends to the results log, and its summary covers the frames since the restart.
 """
 

@@ -1,22 +1,30 @@
 """MP4 output, one file per camera, rolled over into segments; the folder is checked at start.
 
-Segment 0 is the configured path (`out.mp4`), segment N is `out.segN.mp4`. An open MP4 writer
-holds the file's index in memory until it is closed (measured: ~72 bytes a frame with OpenCV's
-FFmpeg backend, 7.4 MiB per hour of 30-fps video), and an mp4v file is only playable once
-closed: rolling over bounds both the memory and what a crash can cost.
+Video is H.264 (libx264, shipped inside PyAV's wheels) in fragmented MP4, so browsers play it
+(OpenCV's mp4v/FMP4 codec plays nowhere but in desktop players) and a file is playable while it
+is being written and after a crash, up to its last fragment (one every KEYFRAME_S of video).
+
+Segment 0 is the configured path (`out.mp4`), segment N is `out.segN.mp4`: rolling over keeps
+files a size that is easy to list, play and delete.
 """
 
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
 from bus.errors import FacestreamError
 
 FALLBACK_FPS = 25.0
+KEYFRAME_S = 2.0  # a keyframe, and so a new MP4 fragment, every this many seconds of video
+# zerolatency: no frame waits in the encoder, so a fragment reaches the file when its time is up.
+ENCODER = {"preset": "veryfast", "tune": "zerolatency", "crf": "23", "threads": "1"}
+FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
 
 
 def camera_output(path: Path, camera_id: str, n_cameras: int) -> Path:
@@ -58,8 +66,41 @@ def next_free_segment(path: Path) -> int:
     return max(taken) + 1 if taken else 0
 
 
+class _H264File:
+    """One fragmented H.264 MP4 file written with PyAV."""
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int]) -> None:
+        try:
+            self.container = av.open(str(path), "w", format="mp4", options=FRAGMENTED)
+        except (OSError, av.FFmpegError) as exc:
+            raise FacestreamError(f"cannot write video {path}: {exc}") from exc
+        rate = Fraction(round(fps * 1000), 1000)
+        stream = self.container.add_stream("libx264", rate=rate, options=ENCODER)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.gop_size = max(1, round(fps * KEYFRAME_S))
+        self.stream = stream
+
+    def write(self, frame: np.ndarray) -> None:
+        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="bgr24")
+        for packet in self.stream.encode(picture):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        try:
+            for packet in self.stream.encode(None):
+                self.container.mux(packet)
+        finally:
+            self.container.close()
+
+
+def even_size(width: int, height: int) -> tuple[int, int]:
+    """H.264 in 4:2:0 needs even sides: an odd one loses its last pixel."""
+    return max(2, width - width % 2), max(2, height - height % 2)
+
+
 class Mp4Writer:
-    """cv2.VideoWriter ('mp4v'), opened on the first frame (its size and the stream's fps).
+    """H.264 MP4 writer, opened on the first frame (its size and the stream's fps).
 
     With `segment_s`, the file is closed after that many seconds of video (frames / fps) and the
     next segment opened; `paths` lists every segment written, oldest first.
@@ -75,7 +116,7 @@ class Mp4Writer:
         self.segment_frames = 0
         self.fps = 0.0
         self.size: tuple[int, int] | None = None
-        self._writer: cv2.VideoWriter | None = None
+        self._writer: _H264File | None = None
 
     def write(self, frame: np.ndarray, fps: float) -> None:
         h, w = frame.shape[:2]
@@ -103,16 +144,12 @@ class Mp4Writer:
 
     def _open(self, fps: float, size: tuple[int, int]) -> None:
         self.fps = fps if fps > 0 else FALLBACK_FPS
-        self.size = self.size or size  # every segment keeps the first size
-        fourcc = cv2.VideoWriter.fourcc(*"mp4v")
-        writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self.size)
-        if not writer.isOpened():
-            raise FacestreamError(f"cannot write video {self.path}: OpenCV could not open an mp4v writer")
-        self._writer = writer
+        self.size = self.size or even_size(*size)  # every segment keeps the first size
+        self._writer = _H264File(self.path, self.fps, self.size)
         self.segment_frames = 0
         self.paths.append(self.path)
 
     def close(self) -> None:
         if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+            writer, self._writer = self._writer, None
+            writer.close()

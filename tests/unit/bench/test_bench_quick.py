@@ -58,7 +58,7 @@ def test_quick_bench_command(tmp_path: Path) -> None:
     out = tmp_path / "quick.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.run", "--quick", "--feeds", "1", "--workers", "2",
-         "--gallery-sizes", "5000", "--scene-feeds", "1", "--skip", "many",
+         "--gallery-sizes", "5000", "--scene-feeds", "1", "--skip", "many,events",
          "--window-s", "2", "--warmup-s", "0.5",
          "--out", str(out), "--workdir", str(tmp_path / "work")],
         cwd=REPO, capture_output=True, text=True, timeout=300,

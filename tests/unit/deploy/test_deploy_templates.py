@@ -17,7 +17,7 @@ import yaml
 
 import deploy
 from bus.config import PipelineConfig, parse_config
-from bus.stage import _METRICS_OFFSETS
+from bus.stage import METRICS_OFFSETS
 from bus.topology import all_endpoints, endpoint
 from deploy.cli import build_parser
 from deploy.stage_main import EXIT_USER_ERROR
@@ -233,7 +233,7 @@ def test_one_deployment_per_stage_with_real_cli_options() -> None:
         assert ready == ["test", "-f", str(args.ready_file)], dep["metadata"]["name"]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         assert config.metrics.base_port is not None
-        expected = config.metrics.base_port + _METRICS_OFFSETS[args.name] + args.index
+        expected = config.metrics.base_port + METRICS_OFFSETS[args.name] + args.index
         assert ports[container["livenessProbe"]["httpGet"]["port"]] == expected
         annotation = dep["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"]
         assert int(annotation) == expected
