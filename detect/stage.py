@@ -157,7 +157,10 @@ class DetectStage(Stage):
             return
         cam = self.cameras[camera]
         out = outcome.faces
-        out.after = cam.last_sent  # match names this camera's frames in the order they left
+        # Match names this camera's frames in the order they left; a frame that does not come
+        # after the last one sent (a replayed or duplicated seq) starts a new chain.
+        last = cam.last_sent
+        out.after = last if last is not None and last < out.seq else None
         if out.crops and not self._send(self.push, out, "detect->embed"):
             self._crops_not_sent(out)
             out = FaceCrops(
