@@ -31,13 +31,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from bus.config import PipelineConfig, dump_config, parse_config
 from bus.errors import FacestreamError
 from bus.records import MatchResult, record_from_message
-from bus.topology import all_endpoints, endpoint
+from bus.topology import STAGES, all_endpoints, endpoint
 from bus.wire import decode
 
 log = logging.getLogger("facestream.bench")
 
 REPO = Path(__file__).resolve().parents[1]
-METRIC_OFFSETS = {"capture": 0, "detect": 100, "embed": 200, "match": 300}  # as bus/stage.py
 NO_FRAMES_TOPIC = b"\x00bench"  # a subscription that matches no camera: capture sees a subscriber
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -58,12 +57,13 @@ class Proc:
 
 def free_metrics_base(feeds: int, workers: int) -> int:
     """A base port whose /metrics ports for this run (capture, detect, embed, match) are all free."""
-    offsets = [*range(feeds), *(100 + i for i in range(workers)), *(200 + i for i in range(workers)), 300]
+    counts = {"capture": feeds, "detect": workers, "embed": workers, "match": 1}
+    offsets = [STAGES[name].metrics_offset + i for name, count in counts.items() for i in range(count)]
     for _ in range(100):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             base = int(s.getsockname()[1])
-        if base + 300 >= 65000:
+        if base + max(offsets) >= 65000:
             continue
         try:
             for offset in offsets:
@@ -191,7 +191,7 @@ class PipelineBench:
             "--index", str(index), "--ready-file", str(ready),
         ]  # fmt: skip
         popen = subprocess.Popen(cmd, cwd=REPO, stdout=logfile, stderr=subprocess.STDOUT)
-        proc = Proc(name, index, popen, ready, logfile, self.base + METRIC_OFFSETS[name] + index)
+        proc = Proc(name, index, popen, ready, logfile, self.base + STAGES[name].metrics_offset + index)
         self.procs.append(proc)
         return proc
 

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bus.errors import FacestreamError
+from bus.topology import check_ports
 
 
 class StrictModel(BaseModel):
@@ -176,6 +177,11 @@ class PipelineConfig(StrictModel):
         if dupes:
             raise ValueError(f"camera ids must be unique, repeated: {', '.join(dupes)}")
         return cameras
+
+    @model_validator(mode="after")
+    def _ports_apart(self) -> PipelineConfig:
+        check_ports(self)  # bus.topology owns every port; ValueError names the two users
+        return self
 
     @model_validator(mode="after")
     def _one_host_per_process(self) -> PipelineConfig:

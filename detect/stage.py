@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import zmq
 
-from bus.errors import FacestreamError, WireError
+from bus.errors import FacestreamError, Failure, WireError
 from bus.records import EndOfStream, Face, FaceCrops, Frame, Record
 from bus.sockets import drain
 from bus.stage import Stage, since_capture_s
@@ -99,7 +99,7 @@ class DetectStage(Stage):
         try:
             out = self.find_faces(frame)
         except (FacestreamError, WireError, cv2.error) as exc:
-            self.reject(WireError("detect_failed", f"camera {camera} seq {frame.seq}: {exc}"))
+            self.failed(Failure.DETECT_FAILED, f"camera {camera} seq {frame.seq}: {exc}")
             return
         compute = time.perf_counter() - start
         try:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bus.errors import FacestreamError
 from bus.model_card import ModelCard
+from bus.topology import ENV_CACHE
 from embed.fold import fold_file
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ SFACE_CARD = ModelCard(
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("FACESTREAM_CACHE")
+    env = os.environ.get(ENV_CACHE)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "facestream" / "models"
 
 
