@@ -81,8 +81,18 @@ class CameraConfig(StrictModel):
     fps: float | None = Field(default=None, gt=0, le=240)  # cap the rate (and the file pace)
     loop: bool = False  # replay a file forever (soak tests, demos)
     max_frames: int | None = Field(default=None, ge=1)
-    retry_s: float = Field(default=2.0, gt=0)  # first back-off after a lost camera
-    max_retries: int = Field(default=5, ge=0)  # reopen attempts before giving up
+    # A lost camera is reopened after retry_s, then after twice as long each time, at most
+    # retry_max_s apart; forever unless max_retries is set (a camera service never gives up by
+    # default). A capture that gives up exits with code 3, so restart policies apply to it.
+    retry_s: float = Field(default=2.0, gt=0)
+    retry_max_s: float = Field(default=30.0, gt=0)
+    max_retries: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _backoff_cap(self) -> CameraConfig:
+        if self.retry_max_s < self.retry_s:
+            raise ValueError(f"retry_max_s ({self.retry_max_s:g}) is shorter than retry_s ({self.retry_s:g})")
+        return self
 
 
 class DetectConfig(StrictModel):

@@ -1,0 +1,75 @@
+"""A real HTTP MJPEG camera for outage tests: it streams the carphone clip, goes away (refuses
+every request, or keeps the connection open and says nothing) and comes back on command."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import cv2
+
+from deploy.assets import carphone_video
+
+LIVE, REFUSED, SILENT = "live", "refused", "silent"
+
+
+def _clip_jpegs(count: int = 30) -> list[bytes]:
+    cap = cv2.VideoCapture(str(carphone_video()))
+    jpegs: list[bytes] = []
+    while len(jpegs) < count:
+        ok, image = cap.read()
+        assert ok
+        jpegs.append(cv2.imencode(".jpg", image)[1].tobytes())
+    cap.release()
+    return jpegs
+
+
+class ToggleCamera:
+    """`mode` LIVE streams at `interval_s`; REFUSED ends open streams and answers 503; SILENT
+    keeps open streams connected without a byte more and answers new requests the same way."""
+
+    def __init__(self, interval_s: float = 0.04) -> None:
+        jpegs = _clip_jpegs()
+        self.mode = LIVE
+        self.requests = 0
+        self.last_frame_at: float | None = None  # time.monotonic() of the last frame sent
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.requests += 1
+                if outer.mode == REFUSED:
+                    self.send_error(503)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                i = 0
+                try:
+                    while outer.mode != REFUSED:
+                        if outer.mode == SILENT:
+                            time.sleep(0.05)
+                            continue
+                        jpg = jpegs[i % len(jpegs)]
+                        head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpg)}\r\n\r\n"
+                        self.wfile.write(head.encode() + jpg + b"\r\n")
+                        outer.last_frame_at = time.monotonic()
+                        i += 1
+                        time.sleep(interval_s)
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/video"
+
+    def close(self) -> None:
+        self.mode = REFUSED
+        self.httpd.shutdown()
+        self.httpd.server_close()
