@@ -222,6 +222,14 @@ def parse_config(data: object, source: str = "config") -> PipelineConfig:
         raise FacestreamError(f"{source}: {_describe(exc)}") from exc
 
 
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    """' at line L, column C: problem' on one line (PyYAML's own message spans several)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
+    return where + (f": {problem}" if problem else "")
+
+
 def load_config(path: Path) -> PipelineConfig:
     """Read and validate a YAML config; every problem becomes a one-line FacestreamError."""
     try:
@@ -231,7 +239,7 @@ def load_config(path: Path) -> PipelineConfig:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise FacestreamError(f"{path}: not valid YAML ({exc})") from exc
+        raise FacestreamError(f"{path}: not valid YAML{_yaml_where(exc)}") from exc
     return parse_config(data, str(path))
 
 

@@ -105,8 +105,10 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from match.gallery import Gallery
+    from match.gallery import Gallery, check_threshold
 
+    if args.threshold is not None:
+        check_threshold(args.threshold)  # before any model loads
     analyzer = _analyzer(args)
     a, b = analyzer.embed_file(args.image1), analyzer.embed_file(args.image2)
     similarity = Gallery.verify(a.vector, b.vector)
@@ -119,8 +121,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     from deploy.faces import read_image
-    from match.gallery import Gallery
+    from match.gallery import Gallery, check_threshold
 
+    if args.threshold is not None:
+        check_threshold(args.threshold)
     analyzer = _analyzer(args)
     gallery = Gallery.load(args.gallery, expect_model_id=analyzer.model_id)
     if len(gallery) == 0:
