@@ -4,9 +4,10 @@ Each stage process says why it ended in its exit file (deploy/stage_main.py: fin
 camera_lost, user_error, crashed); the supervisor reads that, never the stage's log lines.
 A stage that ends with user_error is not restarted: its message is the service's answer.
 A camera's end (finished, or camera_lost after its configured retries) is final. The service
-ends cleanly when the sink (bus.topology: `ends_service`) finishes after every camera has ended;
-a sink that ends while cameras still run ended on a peer's word alone (a forged end of stream)
-and is started again, without using up the restart budget.
+ends cleanly when the sink (bus.topology: `ends_service`) finishes and every camera has ended
+(within SINK_GRACE_S: a camera may still be closing); a sink whose cameras still run after that
+ended on a peer's word alone (a forged end of stream) and is started again, without using up the
+restart budget.
 A crashed stage is restarted after a back-off that doubles per restart (`supervisor.backoff_s`,
 capped at `max_backoff_s`); more than `max_restarts` crashes of one stage within `window_s`
 stop the whole service with a message naming the stage and its last error.
@@ -37,6 +38,9 @@ from bus.topology import ENV_RESTARTS, ENV_STATE_DIR, STAGES, START_ORDER, proce
 from deploy.stage_main import EXIT_USER_ERROR, StageExit
 
 log = logging.getLogger("facestream.supervisor")
+# A camera that sent its end of stream may still be closing (socket linger, exit file) when the sink
+# has finished: the sink's end is believed if every camera has ended within this time.
+SINK_GRACE_S = 10.0
 # Run first in every stage process (Linux): ask the kernel for SIGTERM when the supervisor dies,
 # even by kill -9, so that no stage outlives it; then become the stage. A supervisor that died
 # before the request took effect is seen as a changed parent pid.
@@ -60,6 +64,7 @@ class StageProcess:
     restarts: deque[float] = field(default_factory=deque)  # restart times within the window
     total_restarts: int = 0
     early_ends: int = 0  # times a sink ended while cameras still ran (restarted outside the budget)
+    ended_at: float | None = None  # when a sink finished while cameras still ran (the grace starts)
     finished: bool = False  # ended for good (a camera's end), not to be started again
     next_start: float = 0.0
     reader: threading.Thread | None = None
@@ -218,7 +223,8 @@ class Supervisor:
     def check(self) -> int | None:
         """One supervision step; returns an exit code once the service is over."""
         now = time.monotonic()
-        for stage in self.stages:
+        # Cameras first: one that ended in this round counts as ended when the sink is looked at.
+        for stage in sorted(self.stages, key=lambda s: not STAGES[s.name].source):
             proc = stage.proc
             if proc is None:
                 if not stage.finished and now >= stage.next_start:
@@ -246,25 +252,31 @@ class Supervisor:
                 if not running:
                     log.info("%s finished", stage.label)
                     return 0
-                self._restart_early_end(stage, running, now)
+                if stage.ended_at is None:
+                    stage.ended_at = now  # the cameras may be closing: give them SINK_GRACE_S
+                elif now - stage.ended_at >= SINK_GRACE_S:
+                    self._restart_early_end(stage, running, now)
                 continue
             if not self._restart_crashed(stage, code, "" if ended is None else ended.detail, now):
                 return 1
         return None
 
     def _restart_early_end(self, stage: StageProcess, running: list[str], now: float) -> None:
-        """A sink that finished while cameras still run was told so by a peer, not by the cameras:
-        start it again (a forged end of stream must not end the service, nor use up its budget)."""
+        """A sink that finished while cameras still run SINK_GRACE_S later was told so by a peer, not
+        by the cameras: start it again (a forged end of stream must not end the service, nor use up
+        its restart budget)."""
         cfg = self.config.supervisor
         delay = min(cfg.max_backoff_s, cfg.backoff_s * (2 ** min(stage.early_ends, 16)))
         stage.early_ends += 1
+        stage.ended_at = None
         stage.total_restarts += 1
         log.warning(
-            "%s ended although %s still run%s (an end of stream that no camera sent?); "
+            "%s ended although %s still run%s %.0f s later (an end of stream that no camera sent?); "
             "starting it again in %.1f s",
             stage.label,
             ", ".join(running),
             "s" if len(running) == 1 else "",
+            SINK_GRACE_S,
             delay,
         )
         stage.proc = None

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
-from bus.config import parse_config
+from bus.config import load_config, parse_config
 from bus.errors import EXIT_CODES, ExitReason, FacestreamError
 from deploy import stage_main
+from deploy import supervisor as supervisor_module
 from deploy.stage_main import StageExit, run_stage
-from deploy.supervisor import _forward, describe_exit
+from deploy.supervisor import Supervisor, _forward, describe_exit
 from tests.conftest import REPO
 
 
@@ -107,3 +108,57 @@ def test_output_is_passed_on_unchanged() -> None:
 )
 def test_describe_exit(code: int, text: str) -> None:
     assert text in describe_exit(code)
+
+
+# --- when the sink's end ends the service -------------------------------------------------------
+class _Proc:
+    """A stage process as the supervisor sees it: running (None) or exited with a code."""
+
+    def __init__(self, code: int | None = None) -> None:
+        self.returncode = code
+        self.pid = 4242
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+
+def _supervisor(tmp_path: Path, config_file: Path) -> Supervisor:
+    supervisor = Supervisor(load_config(config_file), config_file, tmp_path / "run")
+    for stage in supervisor.stages:
+        stage.proc = _Proc()  # type: ignore[assignment]
+    return supervisor
+
+
+def _end(supervisor: Supervisor, label: str, reason: ExitReason) -> None:
+    stage = next(s for s in supervisor.stages if s.label == label)
+    stage.exit_file.write_text(json.dumps({"stage": stage.name, "index": 0, "reason": reason}))
+    stage.proc = _Proc(EXIT_CODES[reason])  # type: ignore[assignment]
+
+
+def test_the_sink_and_its_last_camera_ending_together_end_the_service(
+    tmp_path: Path, config_file: Path
+) -> None:
+    supervisor = _supervisor(tmp_path, config_file)
+    _end(supervisor, "overlay-0", ExitReason.FINISHED)  # looked at first in start order
+    _end(supervisor, "capture-0", ExitReason.FINISHED)
+    assert supervisor.check() == 0
+
+
+def test_a_camera_still_closing_when_the_sink_ends_is_waited_for(tmp_path: Path, config_file: Path) -> None:
+    supervisor = _supervisor(tmp_path, config_file)
+    _end(supervisor, "overlay-0", ExitReason.FINISHED)
+    assert supervisor.check() is None
+    _end(supervisor, "capture-0", ExitReason.FINISHED)
+    assert supervisor.check() == 0
+
+
+def test_a_sink_that_ends_while_its_camera_runs_on_is_started_again(
+    tmp_path: Path, config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    supervisor = _supervisor(tmp_path, config_file)
+    overlay = next(s for s in supervisor.stages if s.name == "overlay")
+    _end(supervisor, "overlay-0", ExitReason.FINISHED)
+    assert supervisor.check() is None and overlay.proc is not None  # within the grace: waiting
+    monkeypatch.setattr(supervisor_module, "SINK_GRACE_S", 0.0)
+    assert supervisor.check() is None  # the camera still runs: a forged end, not the service's
+    assert overlay.proc is None and overlay.early_ends == 1 and not overlay.restarts  # budget untouched
