@@ -27,7 +27,8 @@ class Fault(StrEnum):
     UNKNOWN_CAMERA = "unknown_camera"  # a camera id that is not in the config
     MODEL_MISMATCH = "model_mismatch"  # embeddings of another model than the gallery's
     BAD_FACE = "bad_face"  # a face that cannot be aligned (empty box, no landmarks)
-    IMPLAUSIBLE = "implausible"  # a counter on the wire that jumps further than any real gap
+    IMPLAUSIBLE_COUNTER = "implausible_counter"  # a counter on the wire that jumps further than any real gap
+    WRONG_CAMERA = "wrong_camera"  # a camera's link carried another camera's message
 
 
 class Failure(StrEnum):

@@ -115,7 +115,7 @@ STAGES: dict[str, StageSpec] = {
             _detect_workers,
             _kinds("frame", "eos"),
             max_processes=100,
-            drop_hops=("capture->detect", "detect->embed"),
+            drop_hops=("capture->detect", "detect->embed", "detect->match"),
         ),
         StageSpec(
             "embed",
@@ -126,14 +126,15 @@ STAGES: dict[str, StageSpec] = {
             max_processes=100,
             drop_hops=("detect->embed", "embed->match"),
         ),
-        StageSpec("match", "match.stage:MatchStage", 300, _one, _kinds("embeddings", "eos")),
+        # faces: tracked faces without crops come straight from detect (issue 10)
+        StageSpec("match", "match.stage:MatchStage", 300, _one, _kinds("embeddings", "faces", "eos")),
         StageSpec(
             "overlay",
             "overlay.stage:OverlayStage",
             301,
             _one,
             _kinds("frame", "result", "eos"),
-            drop_hops=("match->overlay", "frames_missing", "overlay_late_frame"),
+            drop_hops=("match->overlay", "frames_missing", "overlay_late_frame", "overlay_no_result"),
             ends_service=True,
             other_ports=_mjpeg_port,
         ),
