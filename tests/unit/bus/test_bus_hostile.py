@@ -88,7 +88,8 @@ def test_an_honest_jpeg_still_decodes() -> None:
 
 
 def test_big_endian_arrays_go_out_little_endian() -> None:
-    values = np.arange(6, dtype=">f4").reshape(2, 3) + 0.5
+    values = (np.arange(6).reshape(2, 3) + 0.5).astype(">f4")
+    assert values.dtype.byteorder == ">"
     frames = encode("cam0", {"kind": "x", "camera_id": "cam0", "seq": 0, "ts_ns": 0}, [values])
     assert bytes(frames[2]) == (np.arange(6, dtype="<f4") + 0.5).tobytes()
     back = decode([bytes(f) for f in frames]).parts[0]

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import shutil
+import signal
+import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -136,3 +140,48 @@ def test_with_max_retries_the_capture_gives_up_as_camera_lost(tmp_path: Path) ->
     assert reader.eos is not None and reader.eos.reason == "camera lost"
     assert stage.exit_reason == ExitReason.CAMERA_LOST and "gave up after 2 retries" in stage.exit_detail
     assert _up(stage) == 0
+
+
+def _gstreamer_rtsp() -> bool:
+    probe = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
+    python = shutil.which("python3", path="/usr/bin")
+    return python is not None and subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(
+    not _gstreamer_rtsp(), reason="needs GStreamer's RTSP server (gir1.2-gst-rtsp-server-1.0, python3-gi)"
+)
+def test_a_silent_rtsp_stall_is_seen_within_the_read_timeout(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        ["/usr/bin/python3", str(Path(__file__).parents[2] / "rtsp_server.py"), str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        config = make_config(tmp_path, {"source": f"rtsp://127.0.0.1:{port}/cam", "retry_s": 0.2})
+        stage = CaptureStage(config, 0)
+        reader = Reader(config)
+        runner = StageThread(stage).start()
+        try:
+            reader.wait(lambda: len(reader.seqs) >= 15)
+            server.send_signal(signal.SIGSTOP)  # the server stops; its sockets stay open
+            stalled = time.monotonic()
+            reader.wait(lambda: _up(stage) == 0)
+            seen_after = time.monotonic() - stalled
+            print(f"RTSP stall seen after {seen_after:.2f} s")  # docs/reliability.md
+            server.send_signal(signal.SIGCONT)
+            resumed_at = len(reader.seqs)
+            reader.wait(lambda: len(reader.seqs) >= resumed_at + 15)  # back by itself
+            stage.request_stop()
+            runner.join(30)
+        finally:
+            reader.close()
+    finally:
+        server.send_signal(signal.SIGCONT)
+        server.kill()
+        server.wait()
+    assert seen_after < CaptureStage.open_timeout_s + 1.5, f"stall seen after {seen_after:.1f} s"
