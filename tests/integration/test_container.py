@@ -3,7 +3,8 @@ run in it as the image's own user, and the Kubernetes manifests started with `po
 until the stages name the person in front of the camera.
 
 Needs root, podman (with runc) and debootstrap: `.ci/run` installs them; elsewhere the module is
-skipped, saying which is missing. No registry is reachable here, so the base image is made with
+skipped, saying which is missing. Building fetches Debian packages and the PyPI pins, as every
+image build does: without the registries the tests skip, saying which one is unreachable. No registry is reachable here, so the base image is made with
 debootstrap from the host's Debian mirror and imported; the host's CA files go into it so that
 pip reaches PyPI during the build. While developing, FACESTREAM_TEST_BASE_IMAGE names an
 imported base to build on, FACESTREAM_TEST_IMAGE an image built from this tree to use as it is.
@@ -29,6 +30,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -105,12 +107,24 @@ def make_base(folder: Path, tag: str) -> None:
     shutil.rmtree(rootfs)
 
 
+def _unreachable(url: str) -> str | None:
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=15).close()
+    except OSError as exc:  # URLError, timeouts, TLS errors
+        return f"{url}: {exc}"
+    return None
+
+
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     built = os.environ.get("FACESTREAM_TEST_IMAGE")
     if built:  # an image built from this tree already (developing the tests below)
         yield built
         return
+    # A build fetches Debian packages and the PyPI pins, like any image build; offline it cannot.
+    for url in (f"{debian_mirror()}/dists/bookworm/Release", "https://pypi.org/simple/pip/"):
+        if (why := _unreachable(url)) is not None:
+            pytest.skip(f"building the image needs the package registries, unreachable here ({why})")
     run = uuid.uuid4().hex[:8]
     tag = f"localhost/facestream-test-{run}:0.1.0"
     base = os.environ.get("FACESTREAM_TEST_BASE_IMAGE")

@@ -63,7 +63,7 @@ def test_export_needs_weights_and_run_dir() -> None:
         ["train", "digits", "--epochs", "1"],
         ["train", "faces", "somewhere"],
         ["export", "mtcnn", "--out", "x"],
-        ["export", "openface", "--weights", "w"],
+        ["export", "openface", "--weights", "."],  # weights are checked first: these exist
     ],
 )
 def test_without_tensorflow_the_handlers_say_what_to_install(
