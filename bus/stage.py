@@ -97,8 +97,10 @@ class Stage(ABC):
         return records
 
     def request_stop(self, *_: Any) -> None:
-        """Stop on request (a signal, the supervisor, a test): the stage ends as STOPPED."""
-        self.exit_reason = ExitReason.STOPPED
+        """Stop on request (a signal, the supervisor, a test): the stage ends as STOPPED, unless
+        it had already ended by itself."""
+        if not self.stop_event.is_set():
+            self.exit_reason = ExitReason.STOPPED
         self.stop_event.set()
 
     def run(self) -> None:
