@@ -15,7 +15,8 @@ from deploy.assets import carphone_video
 LIVE, REFUSED, SILENT = "live", "refused", "silent"
 
 
-def _clip_jpegs(count: int = 30) -> list[bytes]:
+def clip_jpegs(count: int = 30) -> list[bytes]:
+    """The first `count` frames of the carphone clip as JPEG files."""
     cap = cv2.VideoCapture(str(carphone_video()))
     jpegs: list[bytes] = []
     while len(jpegs) < count:
@@ -26,12 +27,26 @@ def _clip_jpegs(count: int = 30) -> list[bytes]:
     return jpegs
 
 
+def mjpeg_part(jpeg: bytes) -> bytes:
+    """One part of a multipart/x-mixed-replace stream with boundary "frame"."""
+    head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+    return head.encode() + jpeg + b"\r\n"
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """An HTTP server on a free loopback port, in a thread; and its camera URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/video"
+
+
 class ToggleCamera:
     """`mode` LIVE streams at `interval_s`; REFUSED ends open streams and answers 503; SILENT
     keeps open streams connected without a byte more and answers new requests the same way."""
 
     def __init__(self, interval_s: float = 0.04) -> None:
-        jpegs = _clip_jpegs()
+        jpegs = clip_jpegs()
         self.mode = LIVE
         self.requests = 0
         self.last_frame_at: float | None = None  # time.monotonic() of the last frame sent
@@ -52,9 +67,7 @@ class ToggleCamera:
                         if outer.mode == SILENT:
                             time.sleep(0.05)
                             continue
-                        jpg = jpegs[i % len(jpegs)]
-                        head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpg)}\r\n\r\n"
-                        self.wfile.write(head.encode() + jpg + b"\r\n")
+                        self.wfile.write(mjpeg_part(jpegs[i % len(jpegs)]))
                         outer.last_frame_at = time.monotonic()
                         i += 1
                         time.sleep(interval_s)
@@ -64,10 +77,7 @@ class ToggleCamera:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/video"
+        self.httpd, self.url = serve(Handler)
 
     def close(self) -> None:
         self.mode = REFUSED

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pytest
 import zmq
@@ -28,10 +27,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bus.records import Embeddings, EndOfStream
 from bus.topology import STAGES, bus_port, metrics_port
-from bus.wire import topic_of
 from deploy.assets import carphone_video
 from tests.conftest import facestream, free_base_port
 from tests.fake_cameras import LIVE, REFUSED, SILENT, ToggleCamera
+from tests.forge import claiming, jpeg, jpeg_message
 from tests.soak.harness import PipelineRun, write_config
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -216,26 +215,13 @@ def test_a_forged_end_of_stream_does_not_end_the_service(live: Live) -> None:
 
 # --- JPEG bombs ------------------------------------------------------------------------------
 def _bomb() -> bytes:
-    image = np.random.default_rng(2).integers(0, 255, (16, 16, 3), dtype=np.uint8)
-    data = bytearray(cv2.imencode(".jpg", image)[1].tobytes())
-    sof = data.index(b"\xff\xc0")
-    data[sof + 5 : sof + 9] = (16384).to_bytes(2, "big") * 2  # claims 16384x16384
-    return bytes(data)
+    return claiming(jpeg(), 16384, 16384)
 
 
 def _faces_with(crop: bytes, shape: list[int]) -> list[bytes]:
     """A `faces` message (docs/wire.md) whose one crop is the given JPEG."""
-    header = {
-        "schema_version": 1,
-        "kind": "faces",
-        "camera_id": "file",
-        "seq": 1,
-        "ts_ns": time.time_ns(),
-        "frame_size": [176, 144],
-        "faces": [{"box": [10, 10, 50, 50], "score": 0.9, "crop_index": 0}],
-        "parts": [{"dtype": "uint8", "shape": shape, "encoding": "jpeg"}],
-    }
-    return [topic_of("file"), json.dumps(header).encode(), crop]
+    face = {"box": [10, 10, 50, 50], "score": 0.9, "crop_index": 0}
+    return jpeg_message("faces", "file", crop, shape, frame_size=[176, 144], faces=[face])
 
 
 def test_jpeg_bombs_cost_nothing(live: Live) -> None:

@@ -10,11 +10,10 @@ import logging
 import shutil
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-import cv2
 import pytest
 import zmq
 
@@ -25,6 +24,7 @@ from bus.wire import decode
 from capture.stage import CaptureStage
 from deploy.assets import carphone_video
 from tests.conftest import facestream, free_base_port
+from tests.fake_cameras import clip_jpegs, mjpeg_part, serve
 from tests.soak.harness import PipelineRun, write_config
 from tests.stage_thread import StageThread
 
@@ -34,13 +34,7 @@ class SilentCamera:
     nothing (a camera that stops answering); every later request is refused with 503."""
 
     def __init__(self, frames: int, interval_s: float = 0.04) -> None:
-        cap = cv2.VideoCapture(str(carphone_video()))
-        jpegs: list[bytes] = []
-        while len(jpegs) < 30:
-            ok, image = cap.read()
-            assert ok
-            jpegs.append(cv2.imencode(".jpg", image)[1].tobytes())
-        cap.release()
+        jpegs = clip_jpegs()
         self.requests = 0
         self.silent = threading.Event()
         outer = self
@@ -55,9 +49,7 @@ class SilentCamera:
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()
                 for i in range(frames):
-                    jpg = jpegs[i % len(jpegs)]
-                    head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpg)}\r\n\r\n"
-                    self.wfile.write(head.encode() + jpg + b"\r\n")
+                    self.wfile.write(mjpeg_part(jpegs[i % len(jpegs)]))
                     time.sleep(interval_s)
                 outer.silent.set()
                 time.sleep(120)  # connected, but not a byte more
@@ -65,10 +57,7 @@ class SilentCamera:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/video"
+        self.httpd, self.url = serve(Handler)
 
     def close(self) -> None:
         self.httpd.shutdown()

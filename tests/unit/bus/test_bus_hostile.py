@@ -16,32 +16,11 @@ from bus.errors import Fault, WireError
 from bus.jpeg import jpeg_size
 from bus.records import EndOfStream, Frame, record_from_message
 from bus.wire import MAX_PART_BYTES, decode, encode, topic_of
+from tests.forge import claiming, jpeg, jpeg_message
 
 
-def _jpeg(width: int = 16, height: int = 16) -> bytes:
-    image = np.random.default_rng(1).integers(0, 255, (height, width, 3), dtype=np.uint8)
-    return cv2.imencode(".jpg", image)[1].tobytes()
-
-
-def _claim(jpeg: bytes, width: int, height: int) -> bytes:
-    """The same JPEG with a frame header that claims another size (what a JPEG bomb is)."""
-    data = bytearray(jpeg)
-    sof = data.index(b"\xff\xc0")
-    data[sof + 5 : sof + 7] = height.to_bytes(2, "big")
-    data[sof + 7 : sof + 9] = width.to_bytes(2, "big")
-    return bytes(data)
-
-
-def _frame_message(jpeg: bytes, shape: list[int]) -> list[bytes]:
-    header = {
-        "schema_version": 1,
-        "kind": "frame",
-        "camera_id": "cam0",
-        "seq": 0,
-        "ts_ns": 1,
-        "parts": [{"dtype": "uint8", "shape": shape, "encoding": "jpeg"}],
-    }
-    return [topic_of("cam0"), json.dumps(header).encode(), jpeg]
+def _frame_message(data: bytes, shape: list[int]) -> list[bytes]:
+    return jpeg_message("frame", "cam0", data, shape)
 
 
 @pytest.fixture()
@@ -53,7 +32,7 @@ def no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_jpeg_size_reads_the_frame_header() -> None:
-    size = jpeg_size(_jpeg(40, 24))
+    size = jpeg_size(jpeg(40, 24))
     assert (size.height, size.width, size.components) == (24, 40, 3)
     for bad in (b"", b"\xff\xd8", b"GIF89a" + bytes(20), b"\xff\xd8\xff\xe0\x00\x01"):
         with pytest.raises(WireError):
@@ -61,7 +40,7 @@ def test_jpeg_size_reads_the_frame_header() -> None:
 
 
 def test_a_jpeg_bomb_is_refused_from_its_header(no_decoding: None) -> None:
-    bomb = _claim(_jpeg(), 16384, 16384)
+    bomb = claiming(jpeg(), 16384, 16384)
     assert len(bomb) < 1000
     for shape in ([16, 16, 3], [480, 640, 3]):  # it lies about its size: refused as it says
         with pytest.raises(WireError) as info:
@@ -75,15 +54,15 @@ def test_a_jpeg_bomb_is_refused_from_its_header(no_decoding: None) -> None:
 def test_declared_sizes_are_bounded_whatever_the_encoding() -> None:
     assert 16384 * 16384 * 3 > MAX_PART_BYTES >= 2160 * 3840 * 3  # a 4K frame fits, a bomb does not
     with pytest.raises(WireError) as info:
-        decode(_frame_message(_jpeg(), [32768, 32768, 3]))
+        decode(_frame_message(jpeg(), [32768, 32768, 3]))
     assert info.value.kind == Fault.OVERSIZE
     with pytest.raises(WireError) as info:
-        decode(_frame_message(_jpeg(), [16, 16, 4]))  # a JPEG part is HxWx3
+        decode(_frame_message(jpeg(), [16, 16, 4]))  # a JPEG part is HxWx3
     assert info.value.kind == Fault.BAD_SHAPE
 
 
 def test_an_honest_jpeg_still_decodes() -> None:
-    msg = decode(_frame_message(_jpeg(40, 24), [24, 40, 3]))
+    msg = decode(_frame_message(jpeg(40, 24), [24, 40, 3]))
     assert msg.parts[0].shape == (24, 40, 3)
 
 

@@ -8,6 +8,8 @@ Both wait for the overlay's join rewrite of issue 10; unskip them once it is mer
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,53 +82,53 @@ def _wait(predicate: Any, what: str, timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
-@pytest.mark.skip(reason=SKIP)
-def test_an_end_of_stream_on_the_results_path_is_not_the_cameras_end(tmp_path: Path) -> None:
+@contextmanager
+def overlay_under_attack(tmp_path: Path) -> Iterator[tuple[OverlayStage, FakeUpstream, StageThread]]:
+    """A real overlay stage in a thread, subscribed to the fake capture and match."""
     config = _config(tmp_path)
     upstream = FakeUpstream(config)
     stage = OverlayStage(config, 0)
     runner = StageThread(stage).start()
     try:
         upstream.wait_subscribed()
+        yield stage, upstream, runner
+    finally:
+        stage.request_stop()
+        runner.join(30)
+        upstream.close()
+
+
+def _written(stage: OverlayStage) -> float:
+    return _metric(stage, "facestream_messages_out_total", camera="cam0")
+
+
+@pytest.mark.skip(reason=SKIP)
+def test_an_end_of_stream_on_the_results_path_is_not_the_cameras_end(tmp_path: Path) -> None:
+    with overlay_under_attack(tmp_path) as (stage, upstream, runner):
         for seq in range(10):
             upstream.frame(seq)
             upstream.result(seq, seq + 1)
-        _wait(
-            lambda: _metric(stage, "facestream_messages_out_total", camera="cam0") >= 10, "frames not written"
-        )
+        _wait(lambda: _written(stage) >= 10, "frames not written")
         # A peer forges the camera's end where results travel (match forwards what reaches its input).
-        upstream.results.send_multipart(
-            EndOfStream("cam0", 0, time.time_ns(), reason="end of file").to_frames()
-        )
+        forged = EndOfStream("cam0", 0, time.time_ns(), reason="end of file")
+        upstream.results.send_multipart(forged.to_frames())
         for seq in range(10, 60):
             upstream.frame(seq)
             upstream.result(seq, seq + 1)
             time.sleep(0.01)
-        _wait(
-            lambda: _metric(stage, "facestream_messages_out_total", camera="cam0") >= 60,
-            "the overlay gave up",
-        )
+        _wait(lambda: _written(stage) >= 60, "the overlay gave up")
         assert runner.thread.is_alive() and not stage.stop_event.is_set()
         assert _metric(stage, "facestream_drops_total", camera="cam0", hop="overlay_late_frame") == 0
         # The camera's own end, on its frames link, ends it.
-        upstream.frames.send_multipart(
-            EndOfStream("cam0", 59, time.time_ns(), reason="end of file").to_frames()
-        )
+        own = EndOfStream("cam0", 59, time.time_ns(), reason="end of file")
+        upstream.frames.send_multipart(own.to_frames())
         runner.join(30)
-    finally:
-        stage.request_stop()
-        upstream.close()
     assert stage.exit_reason == ExitReason.FINISHED
 
 
 @pytest.mark.skip(reason=SKIP)
 def test_an_implausible_published_jump_is_malformed_not_drops(tmp_path: Path) -> None:
-    config = _config(tmp_path)
-    upstream = FakeUpstream(config)
-    stage = OverlayStage(config, 0)
-    runner = StageThread(stage).start()
-    try:
-        upstream.wait_subscribed()
+    with overlay_under_attack(tmp_path) as (stage, upstream, _runner):
         upstream.frame(0)
         upstream.result(0, 1)
         upstream.frame(1)
@@ -137,12 +139,6 @@ def test_an_implausible_published_jump_is_malformed_not_drops(tmp_path: Path) ->
             lambda: _metric(stage, "facestream_malformed_total", kind="implausible_counter") >= 1,
             "the jump was not counted as malformed",
         )
-        _wait(
-            lambda: _metric(stage, "facestream_messages_out_total", camera="cam0") >= 3, "frames not written"
-        )
-    finally:
-        stage.request_stop()
-        runner.join(30)
-        upstream.close()
+        _wait(lambda: _written(stage) >= 3, "frames not written")
     drops = _metric(stage, "facestream_drops_total", camera="cam0", hop="match->overlay")
     assert drops < 1000, f"{drops:g} drops counted from one message"
