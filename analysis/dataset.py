@@ -10,7 +10,7 @@ import numpy as np
 
 from analysis.protocol import stratified_folds
 from bus.errors import FacestreamError
-from deploy.faces import IMAGE_SUFFIXES
+from deploy.faces import IMAGE_SUFFIXES, name_from_stem
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Photo:
     path: Path
-    label: str | None  # the person folder it sits in; None for a photo at the top level
+    label: str | None  # its person (folder, or name from the file name); None when unknown
 
 
 def _is_image(path: Path) -> bool:
@@ -39,7 +39,9 @@ def _inside(path: Path, exclude: Path | None) -> bool:
 
 
 def labelled_photos(folder: Path, exclude: Path | None = None) -> list[Photo]:
-    """Photos of `folder/person/*.jpg`, the person being the subfolder's name.
+    """Labelled photos in the layouts `facestream enroll` reads: `folder/person/*.jpg` (the
+    subfolder names the person) and `folder/person.jpg`, `folder/person_2.jpg` (the file name
+    does), mixed as they come.
 
     `exclude` (the output folder, when it lies inside `folder`) is never read as a person.
     """
@@ -47,17 +49,13 @@ def labelled_photos(folder: Path, exclude: Path | None = None) -> list[Photo]:
     people = sorted(
         p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and not _inside(p, exclude)
     )
-    if not people:
-        raise FacestreamError(
-            f"{folder} has no person subfolders: lay the photos out as {folder}/NAME/*.jpg, "
-            "one folder per person"
-        )
-    loose = [p for p in folder.iterdir() if _is_image(p)]
-    if loose:
-        log.warning("%d photos directly in %s are ignored (no person folder)", len(loose), folder)
     photos = [Photo(p, person.name) for person in people for p in sorted(person.iterdir()) if _is_image(p)]
+    photos += [Photo(p, name_from_stem(p.stem)) for p in sorted(folder.iterdir()) if _is_image(p)]
     if not photos:
-        raise FacestreamError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in the person folders of {folder}")
+        raise FacestreamError(
+            f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}: lay the photos out as "
+            f"{folder}/NAME/*.jpg or {folder}/NAME_1.jpg, {folder}/NAME_2.jpg"
+        )
     return photos
 
 

@@ -28,8 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bus.config import dump_config, parse_config
 from bus.errors import FacestreamError
 from bus.records import MatchResult, record_from_message
-from bus.stage import METRICS_OFFSETS, metrics_port
-from bus.topology import endpoint
+from bus.topology import STAGES, endpoint, metrics_port
 from bus.wire import decode
 from deploy.ports import free_port_block
 from deploy.supervisor import Supervisor
@@ -42,7 +41,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 def free_metrics_base(feeds: int, workers: int) -> int:
     """A base port whose /metrics ports for this run (every stage process) are all free."""
     per = {"capture": feeds, "detect": workers, "embed": workers, "match": 1, "overlay": 1, "events": 1}
-    return free_port_block(METRICS_OFFSETS[name] + i for name, n in per.items() for i in range(n))
+    return free_port_block(STAGES[name].metrics_offset + i for name, n in per.items() for i in range(n))
 
 
 def cpu_seconds(pid: int) -> float:

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bus.errors import FacestreamError
+from bus.topology import check_ports
 from bus.tracks import MAX_DETECT_WORKERS
 
 
@@ -91,9 +92,19 @@ class CameraConfig(StrictModel):
     fps: float | None = Field(default=None, gt=0, le=240)  # cap the rate (and the file pace)
     loop: bool = False  # replay a file forever (soak tests, demos)
     max_frames: int | None = Field(default=None, ge=1)
-    retry_s: float = Field(default=2.0, gt=0)  # first back-off after a lost camera
-    max_retries: int = Field(default=5, ge=0)  # reopen attempts before giving up
+    # A lost camera is reopened after retry_s, then after twice as long each time, at most
+    # retry_max_s apart; forever unless max_retries is set (a camera service never gives up by
+    # default). A capture that gives up exits with code 3, so restart policies apply to it.
+    retry_s: float = Field(default=2.0, gt=0)
+    retry_max_s: float = Field(default=30.0, gt=0)
+    max_retries: int | None = Field(default=None, ge=0)
     detect: CameraDetectConfig | None = None  # this camera's own detection settings
+
+    @model_validator(mode="after")
+    def _backoff_cap(self) -> CameraConfig:
+        if self.retry_max_s < self.retry_s:
+            raise ValueError(f"retry_max_s ({self.retry_max_s:g}) is shorter than retry_s ({self.retry_s:g})")
+        return self
 
 
 class DetectConfig(StrictModel):
@@ -284,6 +295,11 @@ class PipelineConfig(StrictModel):
         return cameras
 
     @model_validator(mode="after")
+    def _ports_apart(self) -> PipelineConfig:
+        check_ports(self)  # bus.topology owns every port; ValueError names the two users
+        return self
+
+    @model_validator(mode="after")
     def _one_host_per_process(self) -> PipelineConfig:
         counts = {"capture": len(self.cameras), "embed": self.embed.workers, "match": 1}
         for stage, where in self.bus.hosts.items():
@@ -312,6 +328,14 @@ def parse_config(data: object, source: str = "config") -> PipelineConfig:
         raise FacestreamError(f"{source}: {_describe(exc)}") from exc
 
 
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    """' at line L, column C: problem' on one line (PyYAML's own message spans several)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
+    return where + (f": {problem}" if problem else "")
+
+
 def load_config(path: Path) -> PipelineConfig:
     """Read and validate a YAML config; every problem becomes a one-line FacestreamError."""
     try:
@@ -321,7 +345,7 @@ def load_config(path: Path) -> PipelineConfig:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise FacestreamError(f"{path}: not valid YAML ({exc})") from exc
+        raise FacestreamError(f"{path}: not valid YAML{_yaml_where(exc)}") from exc
     return parse_config(data, str(path))
 
 

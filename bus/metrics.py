@@ -1,8 +1,25 @@
-"""Prometheus metrics of one stage process, in its own registry (no global state)."""
+"""Prometheus metrics of one stage process, in its own registry (no global state).
+
+Every labelled series that alerts may be written on exists from the start at zero (`prime`):
+per configured camera, per hop this stage may drop on, per fault and failure kind. The process's
+memory, CPU time and start time come with it (`process_*`), and how often the supervisor
+restarted it (`facestream_stage_restarts`).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from collections.abc import Iterable
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
+
+from bus.errors import Failure, Fault
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -33,7 +50,13 @@ class StageMetrics:
         )
         self.malformed = Counter(
             "facestream_malformed",
-            "Messages rejected as malformed",
+            "Messages rejected as malformed (kind: bus.errors.Fault)",
+            ["stage", "worker", "kind"],
+            registry=reg,
+        )
+        self.errors = Counter(
+            "facestream_errors",
+            "Valid messages this stage failed to process (kind: bus.errors.Failure)",
             ["stage", "worker", "kind"],
             registry=reg,
         )
@@ -64,6 +87,33 @@ class StageMetrics:
             registry=reg,
         )
         self.up = Gauge("facestream_up", "1 while the stage loop runs", ["stage", "worker"], registry=reg)
+        self.restarts = Gauge(
+            "facestream_stage_restarts",
+            "How often the supervisor restarted this stage process (FACESTREAM_RESTARTS)",
+            ["stage", "worker"],
+            registry=reg,
+        )
+        ProcessCollector(registry=reg)  # process_resident_memory_bytes, process_cpu_seconds_total, ...
+
+    def prime(self, cameras: Iterable[str], drop_hops: Iterable[str], restarts: int = 0) -> None:
+        """Create every series at zero, so that `rate()` and absence alerts work from the start."""
+        labels = self._labels
+        hops = list(drop_hops)
+        for camera in cameras:
+            for counter in (self.messages_in, self.messages_out):
+                counter.labels(**labels, camera=camera)
+            for hop in hops:
+                self.drops.labels(**labels, camera=camera, hop=hop)
+            for histogram in (self.latency, self.end_to_end):
+                histogram.labels(**labels, camera=camera)
+            self.camera_depth.labels(**labels, camera=camera)
+        for fault in Fault:
+            self.malformed.labels(**labels, kind=fault.value)
+        for failure in Failure:
+            self.errors.labels(**labels, kind=failure.value)
+        self.queue_depth.labels(**labels)
+        self.up.labels(**labels)
+        self.restarts.labels(**labels).set(restarts)
 
     def inc_in(self, camera: str, n: int = 1) -> None:
         self.messages_in.labels(**self._labels, camera=camera).inc(n)
@@ -74,8 +124,11 @@ class StageMetrics:
     def drop(self, camera: str, hop: str, n: int = 1) -> None:
         self.drops.labels(**self._labels, camera=camera, hop=hop).inc(n)
 
-    def bad(self, kind: str) -> None:
-        self.malformed.labels(**self._labels, kind=kind).inc()
+    def bad(self, kind: Fault) -> None:
+        self.malformed.labels(**self._labels, kind=kind.value).inc()
+
+    def failed(self, kind: Failure) -> None:
+        self.errors.labels(**self._labels, kind=kind.value).inc()
 
     def observe(self, camera: str, seconds: float, since_capture: float | None = None) -> None:
         self.latency.labels(**self._labels, camera=camera).observe(seconds)

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bus.errors import WireError
+from bus.errors import Fault, WireError
 from bus.wire import Message, encode
 
 Stamps = dict[str, int]
@@ -20,14 +20,14 @@ _INT64 = 1 << 63  # seq, ts_ns and stamps are int64 for clients in any language
 
 def _check_image(image: np.ndarray, what: str) -> None:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        raise WireError("bad_dtype", f"{what} must be a uint8 ndarray")
+        raise WireError(Fault.BAD_DTYPE, f"{what} must be a uint8 ndarray")
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
-        raise WireError("bad_shape", f"{what} must be HxWx3 (BGR), got {image.shape}")
+        raise WireError(Fault.BAD_SHAPE, f"{what} must be HxWx3 (BGR), got {image.shape}")
 
 
 def _finite(values: Any, what: str) -> None:
     if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
-        raise WireError("bad_field", f"{what} must hold finite numbers")
+        raise WireError(Fault.BAD_FIELD, f"{what} must hold finite numbers")
 
 
 @dataclass
@@ -49,15 +49,15 @@ class Face:
 
     def __post_init__(self) -> None:
         if len(self.box) != 4:
-            raise WireError("bad_field", f"box must have 4 numbers, got {self.box!r}")
+            raise WireError(Fault.BAD_FIELD, f"box must have 4 numbers, got {self.box!r}")
         _finite(self.box, "box")
         _finite([self.score], "score")
         if self.box[2] < 0 or self.box[3] < 0:
-            raise WireError("bad_field", f"box width/height must be >= 0, got {self.box!r}")
+            raise WireError(Fault.BAD_FIELD, f"box width/height must be >= 0, got {self.box!r}")
         if self.landmarks is not None:
             lm = np.asarray(self.landmarks, dtype=np.float32)
             if lm.shape != (5, 2) or not np.isfinite(lm).all():
-                raise WireError("bad_field", f"landmarks must be 5x2 finite, got {lm.shape}")
+                raise WireError(Fault.BAD_FIELD, f"landmarks must be 5x2 finite, got {lm.shape}")
             self.landmarks = lm
 
     def to_json(self) -> dict[str, Any]:
@@ -80,7 +80,7 @@ class Face:
     @classmethod
     def from_json(cls, data: Any) -> Face:
         if not isinstance(data, dict):
-            raise WireError("bad_field", "face entry is not an object")
+            raise WireError(Fault.BAD_FIELD, "face entry is not an object")
         try:
             box = tuple(float(v) for v in data["box"])
             lm = data.get("landmarks")
@@ -100,12 +100,12 @@ class Face:
         except WireError:
             raise
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise WireError("bad_field", f"face entry is malformed: {exc}") from exc
+            raise WireError(Fault.BAD_FIELD, f"face entry is malformed: {exc}") from exc
 
 
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise WireError("bad_field", f"expected true or false, got {value!r}")
+        raise WireError(Fault.BAD_FIELD, f"expected true or false, got {value!r}")
     return value
 
 
@@ -113,7 +113,7 @@ def _opt_int(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise WireError("bad_field", f"expected an integer, got {value!r}")
+        raise WireError(Fault.BAD_FIELD, f"expected an integer, got {value!r}")
     return value
 
 
@@ -127,11 +127,11 @@ class _Record:
 
     def __post_init__(self) -> None:
         if not isinstance(self.camera_id, str) or not self.camera_id:
-            raise WireError("bad_field", "camera_id must be a non-empty string")
+            raise WireError(Fault.BAD_FIELD, "camera_id must be a non-empty string")
         if self.seq < 0:
-            raise WireError("bad_field", f"seq must be >= 0, got {self.seq}")
+            raise WireError(Fault.BAD_FIELD, f"seq must be >= 0, got {self.seq}")
         if self.seq >= _INT64 or not -_INT64 <= self.ts_ns < _INT64:
-            raise WireError("bad_field", "seq and ts_ns must fit in a signed 64-bit integer")
+            raise WireError(Fault.BAD_FIELD, "seq and ts_ns must fit in a signed 64-bit integer")
 
     def _header(self, **extra: Any) -> dict[str, Any]:
         return {
@@ -149,7 +149,7 @@ def _base_fields(msg: Message) -> dict[str, Any]:
     if not isinstance(stamps, dict) or not all(
         isinstance(v, int) and -_INT64 <= v < _INT64 for v in stamps.values()
     ):
-        raise WireError("bad_field", "stamps must map stage names to integers")
+        raise WireError(Fault.BAD_FIELD, "stamps must map stage names to integers")
     return {
         "camera_id": msg.header["camera_id"],
         "seq": msg.header["seq"],
@@ -161,14 +161,14 @@ def _base_fields(msg: Message) -> dict[str, Any]:
 def _frame_size(msg: Message) -> tuple[int, int]:
     size = msg.header.get("frame_size")
     if not isinstance(size, list) or len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size):
-        raise WireError("bad_field", "frame_size must be [width, height]")
+        raise WireError(Fault.BAD_FIELD, "frame_size must be [width, height]")
     return int(size[0]), int(size[1])
 
 
 def _faces(msg: Message) -> list[Face]:
     faces = msg.header.get("faces")
     if not isinstance(faces, list):
-        raise WireError("bad_field", "faces must be a list")
+        raise WireError(Fault.BAD_FIELD, "faces must be a list")
     return [Face.from_json(f) for f in faces]
 
 
@@ -191,10 +191,10 @@ class Frame(_Record):
     @classmethod
     def from_message(cls, msg: Message) -> Frame:
         if len(msg.parts) != 1:
-            raise WireError("bad_payload", "a frame carries exactly one image part")
+            raise WireError(Fault.BAD_PAYLOAD, "a frame carries exactly one image part")
         fps = msg.header.get("fps", 0.0)
         if isinstance(fps, bool) or not isinstance(fps, int | float):
-            raise WireError("bad_field", "fps must be a number")
+            raise WireError(Fault.BAD_FIELD, "fps must be a number")
         return cls(**_base_fields(msg), image=msg.parts[0], fps=float(fps))
 
 
@@ -249,7 +249,7 @@ class FaceCrops(_Record):
 
 def _check_after(after: int | None, seq: int) -> None:
     if after is not None and not 0 <= after < seq:
-        raise WireError("bad_field", f"after must be an earlier seq (0 <= after < {seq}), got {after}")
+        raise WireError(Fault.BAD_FIELD, f"after must be an earlier seq (0 <= after < {seq}), got {after}")
 
 
 def _after(after: int | None) -> dict[str, int]:
@@ -258,16 +258,16 @@ def _after(after: int | None) -> dict[str, int]:
 
 def _check_vectors(faces: list[Face], v: np.ndarray) -> None:
     if not isinstance(v, np.ndarray) or v.dtype != np.float32 or v.ndim != 2:
-        raise WireError("bad_payload", "vectors must be a float32 (n, dim) array")
+        raise WireError(Fault.BAD_PAYLOAD, "vectors must be a float32 (n, dim) array")
     if not np.isfinite(v).all():
-        raise WireError("bad_payload", "vectors hold NaN or infinity")
+        raise WireError(Fault.BAD_PAYLOAD, "vectors hold NaN or infinity")
     _check_indices(faces, v.shape[0], "vector")
 
 
 def _check_indices(faces: list[Face], count: int, what: str) -> None:
     used = [f.crop_index for f in faces if f.crop_index is not None]
     if sorted(used) != list(range(count)):
-        raise WireError("bad_field", f"faces' crop_index values must be 0..{count - 1}, one {what} each")
+        raise WireError(Fault.BAD_FIELD, f"faces' crop_index values must be 0..{count - 1}, one {what} each")
 
 
 @dataclass
@@ -298,7 +298,7 @@ class Embeddings(_Record):
     @classmethod
     def from_message(cls, msg: Message) -> Embeddings:
         if len(msg.parts) != 1:
-            raise WireError("bad_payload", "embeddings carry exactly one vectors part")
+            raise WireError(Fault.BAD_PAYLOAD, "embeddings carry exactly one vectors part")
         return cls(
             **_base_fields(msg),
             frame_size=_frame_size(msg),
@@ -345,9 +345,9 @@ class MatchResult(_Record):
     def from_message(cls, msg: Message) -> MatchResult:
         threshold = msg.header.get("threshold", 0.0)
         if not isinstance(threshold, int | float):
-            raise WireError("bad_field", "threshold must be a number")
+            raise WireError(Fault.BAD_FIELD, "threshold must be a number")
         if len(msg.parts) > 1:
-            raise WireError("bad_payload", "a result carries at most one vectors part")
+            raise WireError(Fault.BAD_PAYLOAD, "a result carries at most one vectors part")
         return cls(
             **_base_fields(msg),
             frame_size=_frame_size(msg),
@@ -367,11 +367,11 @@ def record_from_message(msg: Message) -> Record:
     """Turn a decoded message into its typed record; raise WireError for unknown kinds."""
     cls = _KINDS.get(msg.kind)
     if cls is None:
-        raise WireError("unknown_kind", f"message kind {msg.kind!r} is unknown")
+        raise WireError(Fault.UNKNOWN_KIND, f"message kind {msg.kind!r} is unknown")
     try:
         record: Record = cls.from_message(msg)
     except WireError:
         raise
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:  # e.g. a 400-digit "score"
-        raise WireError("bad_field", f"a {msg.kind!r} field is out of range: {exc}") from exc
+        raise WireError(Fault.BAD_FIELD, f"a {msg.kind!r} field is out of range: {exc}") from exc
     return record

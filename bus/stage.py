@@ -1,6 +1,9 @@
 """The life of a stage process: on_start, a poll loop calling process, on_stop.
 
-Malformed messages are dropped, counted by kind and logged once per kind; the loop goes on.
+Malformed messages are dropped, counted by kind (bus.errors.Fault) and logged once per kind;
+valid messages that fail to process are counted apart (bus.errors.Failure); the loop goes on.
+A message of a kind this stage never reads, or of a camera that is not in the config, is refused
+from its header, before its payload is decoded. `exit_reason` says why the stage ended.
 """
 
 from __future__ import annotations
@@ -16,27 +19,12 @@ from typing import Any, ClassVar
 import zmq
 
 from bus.config import PipelineConfig
-from bus.errors import WireError
+from bus.errors import ExitReason, Failure, WireError
 from bus.metrics import StageMetrics
 from bus.records import Record, record_from_message
 from bus.sockets import drain, make_socket
+from bus.topology import STAGES, metrics_port, restart_count
 from bus.wire import decode
-
-METRICS_OFFSETS = {
-    "capture": 0,
-    "detect": 100,
-    "embed": 200,
-    "match": 300,
-    "overlay": 301,
-    "events": 302,
-    "web": 303,
-}
-
-
-def metrics_port(config: PipelineConfig, name: str, index: int = 0) -> int | None:
-    """The /metrics port of one stage process, None when metrics are off."""
-    base = config.metrics.base_port
-    return None if base is None else base + METRICS_OFFSETS[name] + index
 
 
 class Stage(ABC):
@@ -53,6 +41,13 @@ class Stage(ABC):
         self.stop_event = threading.Event()
         self.inputs: list[zmq.Socket[Any]] = []
         self._faults_seen: set[str] = set()
+        spec = STAGES.get(self.name)
+        self.accepts: frozenset[str] | None = None if spec is None else spec.accepts
+        self.camera_ids = frozenset(c.id for c in config.cameras)
+        self.metrics.prime(self.camera_ids, () if spec is None else spec.drop_hops, restart_count())
+        # FINISHED unless a signal stopped it; stages with other endings (a lost camera) set it.
+        self.exit_reason = ExitReason.FINISHED
+        self.exit_detail = ""  # a line for the exit file (e.g. which camera was lost)
 
     # --- to implement -------------------------------------------------------------------
     @abstractmethod
@@ -83,16 +78,29 @@ class Stage(ABC):
             self._faults_seen.add(err.kind)
             self.log.warning("dropped a malformed message (%s); further ones are only counted", err)
 
+    def failed(self, kind: Failure, detail: str) -> None:
+        """A valid message this stage could not process: counted apart from malformed ones."""
+        self.metrics.failed(kind)
+        if kind not in self._faults_seen:
+            self._faults_seen.add(kind)
+            self.log.warning(
+                "could not process a message (%s: %s); further ones are only counted", kind, detail
+            )
+
     def decode_all(self, batch: list[list[zmq.Frame]]) -> list[Record]:
         records: list[Record] = []
         for frames in batch:
             try:
-                records.append(record_from_message(decode(frames)))
+                records.append(record_from_message(decode(frames, self.accepts, self.camera_ids)))
             except WireError as err:
                 self.reject(err)
         return records
 
     def request_stop(self, *_: Any) -> None:
+        """Stop on request (a signal, the supervisor, a test): the stage ends as STOPPED, unless
+        it had already ended by itself."""
+        if not self.stop_event.is_set():
+            self.exit_reason = ExitReason.STOPPED
         self.stop_event.set()
 
     def run(self) -> None:
@@ -114,7 +122,7 @@ class Stage(ABC):
                 self.on_stop()
             finally:
                 self.ctx.destroy(linger=0)
-                self.log.info("stopped%s", self.metrics.drop_report())
+                self.log.info("stopped")
 
     def loop(self) -> None:
         poller = zmq.Poller()

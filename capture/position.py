@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-ENV_STATE_DIR = "FACESTREAM_STATE_DIR"  # set by the supervisor (deploy/supervisor.py)
-ENV_RESTARTS = "FACESTREAM_RESTARTS"
+from bus.topology import ENV_STATE_DIR
+
 _RECORD_BYTES = 48
 
 log = logging.getLogger("facestream.capture.position")
@@ -24,13 +24,6 @@ log = logging.getLogger("facestream.capture.position")
 class Position:
     next_seq: int  # the seq the next frame gets
     file_frame: int  # frames of the file's current pass already read (0 for live sources)
-
-
-def restart_count() -> int:
-    try:
-        return max(0, int(os.environ.get(ENV_RESTARTS, "0")))
-    except ValueError:
-        return 0
 
 
 class PositionFile:

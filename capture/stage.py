@@ -4,10 +4,12 @@ Sends never block on a slow consumer: a full queue drops the frame and counts it
 live video never builds a backlog. Files can be paced at their own rate or replayed.
 
 A camera that is lost (a live source that stops delivering or stops answering, a looping file
-that cannot be reopened) is reported and reopened with a doubling back-off; after
-`camera.max_retries` failures it ends with an EndOfStream "camera lost" and the process exits
-normally, so the other cameras keep running. Under the supervisor a restarted capture continues
-its seq numbering and its file position (capture/position.py).
+that cannot be reopened) is shown as down (log, `facestream_camera_up` 0) and reopened with a
+doubling back-off capped at `camera.retry_max_s`, forever by default; once it delivers again it
+is up and its frames flow on by themselves. Only with `camera.max_retries` set does the capture
+give up: it sends an EndOfStream "camera lost" and ends with exit code 3 (ExitReason.CAMERA_LOST)
+so that restart policies apply; the other cameras keep running. Under the supervisor a
+restarted capture continues its seq numbering and its file position (capture/position.py).
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 import zmq
+from prometheus_client import Counter, Gauge
 
 from bus.config import PipelineConfig
-from bus.errors import FacestreamError
+from bus.errors import ExitReason, FacestreamError
 from bus.records import EndOfStream, Frame
 from bus.stage import Stage
-from bus.topology import endpoint
-from capture.position import Position, PositionFile, restart_count
+from bus.topology import endpoint, restart_count
+from capture.backoff import retry_delays
+from capture.position import Position, PositionFile
 from capture.sources import VideoSource, open_source
 
 HOP_OVERLAY = "capture->overlay"
@@ -47,6 +51,19 @@ class CaptureStage(Stage):
         self.start_seq = 0
         self.start_frame = 0  # frames of the file already sent before a restart
         self._file_frame = 0  # frames of the file's current pass read so far
+        self.camera_up = Gauge(
+            "facestream_camera_up",
+            "1 while the camera delivers frames, 0 while it is lost and being reopened",
+            ["stage", "worker", "camera"],
+            registry=self.metrics.registry,
+        )
+        self.reopen_attempts = Counter(
+            "facestream_camera_reopen_attempts",
+            "Attempts to reopen a lost camera",
+            ["stage", "worker", "camera"],
+            registry=self.metrics.registry,
+        )
+        self._down_since: float | None = None
 
     def on_start(self) -> None:
         if not 0 <= self.index < len(self.config.cameras):
@@ -55,6 +72,10 @@ class CaptureStage(Stage):
                 f"the config has {len(self.config.cameras)} camera(s)"
             )
         self.camera = self.config.cameras[self.index]
+        labels = {"stage": self.name, "worker": str(self.index), "camera": self.camera.id}
+        self._up = self.camera_up.labels(**labels)
+        self._up.set(0)
+        self._attempts = self.reopen_attempts.labels(**labels)
         saved = self.position.load()
         if saved is not None:
             self.start_seq, self.start_frame = saved.next_seq, saved.file_frame
@@ -69,6 +90,7 @@ class CaptureStage(Stage):
         if self.source is not None:
             self.source.seek(self.start_frame)
             self.log.info("camera %s: %s", self.camera.id, self.source.describe())
+            self._set_up(True)
         if saved is not None:
             self.log.warning(
                 "camera %s: restarted; continuing at seq %d (file frame %d)",
@@ -157,6 +179,11 @@ class CaptureStage(Stage):
     def loop(self) -> None:
         self._wait_for_peers()
         reason = self._run_camera()
+        if reason == "camera lost":
+            self.exit_reason = ExitReason.CAMERA_LOST
+            self.exit_detail = (
+                f"camera {self.camera.id} lost: gave up after {self.camera.max_retries} retries"
+            )
         timeout = 200 if reason == "stopped" else self.eos_timeout_ms
         self._read_subscriptions()
         self._send_eos(reason, timeout)
@@ -232,10 +259,11 @@ class CaptureStage(Stage):
         return "stopped"
 
     def _reopen(self, why: str, first_wait: float) -> bool:
-        """Back off and reopen the camera; False once `max_retries` retries failed (or on stop).
+        """Show the camera as down, back off and reopen it; True once it is up again.
 
-        `first_wait` 0 tries at once without a report (a looping file's replay); only failures
-        after it count as retries.
+        Retries go on forever unless `camera.max_retries` is set (then False after that many);
+        False also on stop. `first_wait` 0 tries at once without a report (a looping file's
+        replay); only failures after it count as retries.
         """
         cam = self.camera
         shown = cam.id
@@ -250,28 +278,39 @@ class CaptureStage(Stage):
             except FacestreamError as err:
                 why = f"cannot reopen it: {err}"
             first_wait = cam.retry_s
-        delay = first_wait
-        self.log.warning("camera %s lost (%s: %s): reopening in %.2g s", cam.id, shown, why, delay)
-        for attempt in range(1, cam.max_retries + 1):
+        self._set_up(False)
+        self.log.warning("camera %s lost (%s: %s): down, reopening in %.2g s", cam.id, shown, why, first_wait)
+        limit = "" if cam.max_retries is None else f"/{cam.max_retries}"
+        delays = retry_delays(first_wait, cam.retry_max_s, cam.max_retries)
+        delay = next(delays, None)
+        attempt = 0
+        while delay is not None:
             if self.stop_event.wait(delay):
                 return False
+            attempt += 1
+            self._attempts.inc()
             try:
                 self.source = open_source(cam.source, self.open_timeout_s)
             except FacestreamError as err:
-                delay *= 2
-                self.log.warning(
-                    "camera %s: retry %d/%d failed (%s); next in %.2g s",
-                    cam.id,
-                    attempt,
-                    cam.max_retries,
-                    err,
-                    delay,
-                )
+                delay = next(delays, None)
+                after = "giving up" if delay is None else f"next in {delay:.2g} s"
+                self.log.warning("camera %s: retry %d%s failed (%s); %s", cam.id, attempt, limit, err, after)
                 continue
-            self.log.info("camera %s: reopened after %d attempt(s)", cam.id, attempt)
+            self._set_up(True)
             return True
-        self.log.error("camera %s lost: gave up after %d retries", cam.id, cam.max_retries)
+        self.log.error("camera %s lost: gave up after %d retries", cam.id, attempt)
         return False
+
+    def _set_up(self, up: bool) -> None:
+        """The camera's state, as a metric and as one log line per change."""
+        self._up.set(int(up))
+        now = time.monotonic()
+        if not up:
+            if self._down_since is None:
+                self._down_since = now
+        elif self._down_since is not None:
+            self.log.info("camera %s up again after %.1f s down", self.camera.id, now - self._down_since)
+            self._down_since = None
 
     def on_stop(self) -> None:
         source: Any = getattr(self, "source", None)

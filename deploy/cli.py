@@ -11,7 +11,7 @@ from pathlib import Path
 from bus.config import DetectConfig, load_config
 from bus.errors import FacestreamError
 from bus.logs import setup_logging
-from deploy.stages import STAGE_CLASSES  # names only: stage modules are imported when one runs
+from bus.topology import STAGES
 
 log = logging.getLogger("facestream.cli")
 # match.index.INDEX_KINDS, spelled out so that start-up does not import FAISS (a test keeps them equal)
@@ -68,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_stage(args: argparse.Namespace) -> int:
     from deploy.stage_main import run_stage
 
-    return run_stage(args.name, args.config, args.index, args.ready_file)
+    return run_stage(args.name, args.config, args.index, args.ready_file, args.exit_file)
 
 
 def _print_conversion(gallery: Path, old: str | None, new: str | None) -> None:
@@ -116,8 +116,10 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from match.gallery import Gallery
+    from match.gallery import Gallery, check_threshold
 
+    if args.threshold is not None:
+        check_threshold(args.threshold)  # before any model loads
     analyzer = _analyzer(args)
     a, b = analyzer.embed_file(args.image1), analyzer.embed_file(args.image2)
     similarity = Gallery.verify(a.vector, b.vector)
@@ -130,8 +132,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_identify(args: argparse.Namespace) -> int:
     from deploy.faces import read_image
-    from match.gallery import Gallery
+    from match.gallery import Gallery, check_threshold
 
+    if args.threshold is not None:
+        check_threshold(args.threshold)
     analyzer = _analyzer(args)
     gallery = Gallery.load(args.gallery, expect_model_id=analyzer.model_id)
     if len(gallery) == 0:
@@ -177,10 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("stage", help="run one stage process (any host; addresses from the config)")
-    p.add_argument("name", choices=list(STAGE_CLASSES))
+    p.add_argument("name", choices=list(STAGES))
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--index", type=int, default=0, help="camera index (capture) or worker number")
     p.add_argument("--ready-file", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--exit-file",
+        type=Path,
+        default=None,
+        help="write why the stage ended here, as one JSON line (e.g. /dev/termination-log)",
+    )
     p.set_defaults(func=cmd_stage)
 
     p = sub.add_parser("enroll", help="add faces to a gallery from a folder or images")
@@ -229,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging("INFO" if args.verbose or args.command in ("run", "stage") else "WARNING")
+    setup_logging("INFO" if args.verbose or args.command in ("run", "stage") else "WARNING", native=True)
     try:
         code: int = args.func(args)
     except FacestreamError as exc:

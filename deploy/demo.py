@@ -108,10 +108,10 @@ def write_slideshow(path: Path, detector: Detector) -> dict[str, object]:
 
 def console_sections(out: Path, workers: int, web_port: int) -> dict[str, object]:
     """events, web and metrics for `demo --serve` (metrics feed the console's health view)."""
-    from bus.stage import METRICS_OFFSETS
+    from bus.topology import STAGES
 
-    offsets = sorted({METRICS_OFFSETS[n] + i for n in ("detect", "embed") for i in range(workers)})
-    offsets += [0, 1] + [METRICS_OFFSETS[n] for n in ("match", "overlay", "events", "web")]
+    offsets = sorted({STAGES[n].metrics_offset + i for n in ("detect", "embed") for i in range(workers)})
+    offsets += [0, 1] + [STAGES[n].metrics_offset for n in ("match", "overlay", "events", "web")]
     return {
         "events": {"data_dir": str(out / "data")},
         "web": {"port": web_port},

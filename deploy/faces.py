@@ -5,6 +5,7 @@ The pipeline does the same work in separate processes; these commands need one a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,13 @@ from detect.upright import upright_landmarks
 from embed.model import EmbeddingModel
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+_NUMBERED = re.compile(r"^(.*?)[_-]\d+$")
+
+
+def name_from_stem(stem: str) -> str:
+    """Whose photo a loose file is: `alice.jpg` and `alice_2.jpg` both belong to alice."""
+    match = _NUMBERED.match(stem)
+    return match.group(1) if match and match.group(1) else stem
 
 
 def read_image(path: Path) -> np.ndarray:

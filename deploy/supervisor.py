@@ -1,6 +1,13 @@
 """Start every stage as its own process, restart crashed ones within a budget, stop them cleanly.
 
-A stage that exits with EXIT_USER_ERROR is not restarted: its message is the service's answer.
+Each stage process says why it ended in its exit file (deploy/stage_main.py: finished, stopped,
+camera_lost, user_error, crashed); the supervisor reads that, never the stage's log lines.
+A stage that ends with user_error is not restarted: its message is the service's answer.
+A camera's end (finished, or camera_lost after its configured retries) is final. The service
+ends cleanly when the sink (bus.topology: `ends_service`) finishes and every camera has ended
+(within SINK_GRACE_S: a camera may still be closing); a sink whose cameras still run after that
+ended on a peer's word alone (a forged end of stream) and is started again, without using up the
+restart budget.
 A crashed stage is restarted after a back-off that doubles per restart (`supervisor.backoff_s`,
 capped at `max_backoff_s`); more than `max_restarts` crashes of one stage within `window_s`
 stop the whole service with a message naming the stage and its last error.
@@ -14,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -28,15 +34,14 @@ from pathlib import Path
 from typing import IO
 
 from bus.config import PipelineConfig
-from bus.errors import FacestreamError
-from deploy.stage_main import EXIT_USER_ERROR
-from deploy.stages import START_ORDER, process_count
+from bus.errors import ExitReason, FacestreamError
+from bus.topology import ENV_RESTARTS, ENV_STATE_DIR, STAGES, START_ORDER, process_count
+from deploy.stage_main import EXIT_USER_ERROR, StageExit
 
 log = logging.getLogger("facestream.supervisor")
-
-ENV_RESTARTS = "FACESTREAM_RESTARTS"  # how many times this stage process was restarted (0: first start)
-ENV_STATE_DIR = "FACESTREAM_STATE_DIR"  # a folder that outlives one stage process (the run dir)
-_LOG_LINE = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (\w+) ")
+# A camera that sent its end of stream may still be closing (socket linger, exit file) when the sink
+# has finished: the sink's end is believed if every camera has ended within this time.
+SINK_GRACE_S = 10.0
 # Run first in every stage process (Linux): ask the kernel for SIGTERM when the supervisor dies,
 # even by kill -9, so that no stage outlives it; then become the stage. A supervisor that died
 # before the request took effect is seen as a changed parent pid.
@@ -54,14 +59,16 @@ class StageProcess:
     name: str
     index: int
     ready_file: Path
+    exit_file: Path
     proc: subprocess.Popen[bytes] | None = None
     log_file: IO[bytes] | None = None
     restarts: deque[float] = field(default_factory=deque)  # restart times within the window
     total_restarts: int = 0
-    finished: bool = False  # exited 0 on purpose (a camera's end of stream, the sink's end)
+    early_ends: int = 0  # times a sink ended while cameras still ran (restarted outside the budget)
+    ended_at: float | None = None  # when a sink finished while cameras still ran (the grace starts)
+    finished: bool = False  # ended for good (a camera's end), not to be started again
     next_start: float = 0.0
     reader: threading.Thread | None = None
-    last_error: str = ""  # the last ERROR log line (or traceback line) of the current process
 
     @property
     def label(self) -> str:
@@ -77,25 +84,14 @@ def describe_exit(code: int) -> str:
     return f"exit code {code}"
 
 
-def _forward(stage: StageProcess, stream: IO[bytes], sink: IO[bytes]) -> None:
-    """Copy a stage's output to its log file or the terminal, remembering its last error."""
-    in_traceback = False
+def _forward(stream: IO[bytes], sink: IO[bytes]) -> None:
+    """Copy a stage's output to its log file or the terminal (only copied, never interpreted)."""
     for line in iter(stream.readline, b""):
         try:
             sink.write(line)
             sink.flush()
         except (OSError, ValueError):
             pass  # a closed terminal must not take the supervisor down
-        text = line.strip()
-        match = _LOG_LINE.match(text)
-        if match is not None:
-            in_traceback = False
-            if match.group(1) in (b"ERROR", b"CRITICAL"):
-                stage.last_error = text.decode(errors="replace").split(": ", 1)[-1]
-        elif text.startswith(b"Traceback (most recent call last)"):
-            in_traceback = True
-        elif in_traceback and text and not line.startswith((b" ", b"\t")):
-            stage.last_error = text.decode(errors="replace")  # e.g. "ValueError: ..." ends a traceback
     stream.close()
 
 
@@ -119,7 +115,7 @@ class Supervisor:
         self.owns_run_dir = owns_run_dir
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.stages: list[StageProcess] = [
-            StageProcess(name, i, self.run_dir / f"{name}-{i}.ready")
+            StageProcess(name, i, self.run_dir / f"{name}-{i}.ready", self.run_dir / f"{name}-{i}.exit")
             for name in START_ORDER
             for i in range(process_count(config, name))
         ]
@@ -129,10 +125,11 @@ class Supervisor:
     # --- processes ----------------------------------------------------------------------
     def _spawn(self, stage: StageProcess) -> None:
         stage.ready_file.unlink(missing_ok=True)
+        stage.exit_file.unlink(missing_ok=True)
         cmd = [
             "-m", "deploy.cli", "stage", stage.name,
             "--config", str(self.config_path), "--index", str(stage.index),
-            "--ready-file", str(stage.ready_file),
+            "--ready-file", str(stage.ready_file), "--exit-file", str(stage.exit_file),
         ]  # fmt: skip
         if sys.platform.startswith("linux"):
             cmd = [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *cmd]
@@ -149,10 +146,9 @@ class Supervisor:
         stage.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
         )
-        stage.last_error = ""
         assert stage.proc.stdout is not None
         stage.reader = threading.Thread(
-            target=_forward, args=(stage, stage.proc.stdout, sink), daemon=True, name=f"log-{stage.label}"
+            target=_forward, args=(stage.proc.stdout, sink), daemon=True, name=f"log-{stage.label}"
         )
         stage.reader.start()
         stage.finished = False
@@ -163,11 +159,10 @@ class Supervisor:
         else:
             log.info("started %s (pid %d)", stage.label, stage.proc.pid)
 
-    def _last_error(self, stage: StageProcess) -> str:
-        """The stage's last error line, once its output has been read to the end."""
-        if stage.reader is not None:
-            stage.reader.join(2.0)
-        return stage.last_error
+    @staticmethod
+    def _exit_of(stage: StageProcess) -> StageExit | None:
+        """Why the stage's process ended, from its exit file (None: killed before it could say)."""
+        return StageExit.read(stage.exit_file)
 
     def _wait_ready(self, group: list[StageProcess]) -> None:
         deadline = time.monotonic() + self.config.supervisor.ready_timeout_s
@@ -178,7 +173,8 @@ class Supervisor:
                     pending.remove(stage)
                 elif stage.proc is not None and stage.proc.poll() is not None:
                     code = stage.proc.returncode
-                    error = self._last_error(stage)
+                    ended = self._exit_of(stage)
+                    error = "" if ended is None else ended.detail
                     raise FacestreamError(
                         f"stage {stage.label} failed to start ({describe_exit(code)})"
                         + (f": {error}" if error else "")
@@ -194,12 +190,12 @@ class Supervisor:
         """Start consumers first and wait until they listen, then the cameras."""
         for stale in self.run_dir.glob("*.state"):
             stale.unlink(missing_ok=True)  # a previous run's camera positions
-        consumers = [s for s in self.stages if s.name != "capture"]
+        consumers = [s for s in self.stages if not STAGES[s.name].source]
         for stage in consumers:
             self._spawn(stage)
         self._wait_ready(consumers)
         for stage in self.stages:
-            if stage.name == "capture":
+            if STAGES[stage.name].source:
                 self._spawn(stage)
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -236,7 +232,8 @@ class Supervisor:
     def check(self) -> int | None:
         """One supervision step; returns an exit code once the service is over."""
         now = time.monotonic()
-        for stage in self.stages:
+        # Cameras first: one that ended in this round counts as ended when the sink is looked at.
+        for stage in sorted(self.stages, key=lambda s: not STAGES[s.name].source):
             proc = stage.proc
             if proc is None:
                 if not stage.finished and now >= stage.next_start:
@@ -245,42 +242,83 @@ class Supervisor:
             code = proc.poll()
             if code is None or stage.finished:
                 continue
-            if code == 0 and stage.name in ("capture", "overlay"):
-                stage.finished = True
-                log.info("%s finished", stage.label)
-                if stage.name == "overlay":
-                    return 0
-                continue
-            error = self._last_error(stage)
-            if code == EXIT_USER_ERROR:
-                self.last_error = f"stage {stage.label} stopped: {error or describe_exit(code)}"
+            ended = self._exit_of(stage)
+            reason = None if ended is None else ended.reason
+            spec = STAGES[stage.name]
+            if reason == ExitReason.USER_ERROR:
+                assert ended is not None
+                self.last_error = f"stage {stage.label} stopped: {ended.detail or describe_exit(code)}"
                 return EXIT_USER_ERROR
-            cfg = self.config.supervisor
-            if not self._may_restart(stage, now):
-                self.last_error = (
-                    f"stage {stage.label} died {len(stage.restarts) + 1} times within {cfg.window_s:g} s "
-                    f"(last: {describe_exit(code)}{'; ' + error if error else ''}); the restart budget "
-                    f"is supervisor.max_restarts={cfg.max_restarts} per window_s={cfg.window_s:g} s; "
-                    "stopping the service"
-                )
-                log.error("%s", self.last_error)
+            if spec.source and reason in (ExitReason.FINISHED, ExitReason.CAMERA_LOST):
+                stage.finished = True
+                if reason == ExitReason.CAMERA_LOST:
+                    log.warning("%s gave up on its camera (%s)", stage.label, ended.detail if ended else "")
+                else:
+                    log.info("%s finished", stage.label)
+                continue
+            if spec.ends_service and reason == ExitReason.FINISHED:
+                running = [s.label for s in self.stages if STAGES[s.name].source and not s.finished]
+                if not running:
+                    log.info("%s finished", stage.label)
+                    return 0
+                if stage.ended_at is None:
+                    stage.ended_at = now  # the cameras may be closing: give them SINK_GRACE_S
+                elif now - stage.ended_at >= SINK_GRACE_S:
+                    self._restart_early_end(stage, running, now)
+                continue
+            if not self._restart_crashed(stage, code, "" if ended is None else ended.detail, now):
                 return 1
-            delay = min(cfg.max_backoff_s, cfg.backoff_s * (2 ** len(stage.restarts)))
-            stage.restarts.append(now)
-            stage.total_restarts += 1
-            log.warning(
-                "%s died (%s%s); restarting in %.1f s (%d of %d restarts allowed within %g s)",
-                stage.label,
-                describe_exit(code),
-                f": {error}" if error else "",
-                delay,
-                len(stage.restarts),
-                cfg.max_restarts,
-                cfg.window_s,
-            )
-            stage.proc = None
-            stage.next_start = now + delay
         return None
+
+    def _restart_early_end(self, stage: StageProcess, running: list[str], now: float) -> None:
+        """A sink that finished while cameras still run SINK_GRACE_S later was told so by a peer, not
+        by the cameras: start it again (a forged end of stream must not end the service, nor use up
+        its restart budget)."""
+        cfg = self.config.supervisor
+        delay = min(cfg.max_backoff_s, cfg.backoff_s * (2 ** min(stage.early_ends, 16)))
+        stage.early_ends += 1
+        stage.ended_at = None
+        stage.total_restarts += 1
+        log.warning(
+            "%s ended although %s still run%s %.0f s later (an end of stream that no camera sent?); "
+            "starting it again in %.1f s",
+            stage.label,
+            ", ".join(running),
+            "s" if len(running) == 1 else "",
+            SINK_GRACE_S,
+            delay,
+        )
+        stage.proc = None
+        stage.next_start = now + delay
+
+    def _restart_crashed(self, stage: StageProcess, code: int, error: str, now: float) -> bool:
+        """Schedule a restart after a back-off; False once the restart budget is spent."""
+        cfg = self.config.supervisor
+        if not self._may_restart(stage, now):
+            self.last_error = (
+                f"stage {stage.label} died {len(stage.restarts) + 1} times within {cfg.window_s:g} s "
+                f"(last: {describe_exit(code)}{'; ' + error if error else ''}); the restart budget "
+                f"is supervisor.max_restarts={cfg.max_restarts} per window_s={cfg.window_s:g} s; "
+                "stopping the service"
+            )
+            log.error("%s", self.last_error)
+            return False
+        delay = min(cfg.max_backoff_s, cfg.backoff_s * (2 ** len(stage.restarts)))
+        stage.restarts.append(now)
+        stage.total_restarts += 1
+        log.warning(
+            "%s died (%s%s); restarting in %.1f s (%d of %d restarts allowed within %g s)",
+            stage.label,
+            describe_exit(code),
+            f": {error}" if error else "",
+            delay,
+            len(stage.restarts),
+            cfg.max_restarts,
+            cfg.window_s,
+        )
+        stage.proc = None
+        stage.next_start = now + delay
+        return True
 
     def run(self, poll_s: float = 0.1) -> int:
         """Start, supervise until the sink ends or SIGTERM/SIGINT, stop; return the exit code."""

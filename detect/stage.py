@@ -26,7 +26,7 @@ import zmq
 from prometheus_client import Counter, Gauge
 
 from bus.config import CameraConfig, PipelineConfig
-from bus.errors import FacestreamError, WireError
+from bus.errors import FacestreamError, Failure, WireError
 from bus.records import EndOfStream, FaceCrops, Frame, Record
 from bus.sockets import SMALL_HWM, drain
 from bus.stage import Stage, since_capture_s
@@ -153,7 +153,7 @@ class DetectStage(Stage):
         try:
             outcome = self.camera(camera).handle(frame, self.budget.interval_s)
         except (FacestreamError, WireError, cv2.error) as exc:
-            self.reject(WireError("detect_failed", f"camera {camera} seq {frame.seq}: {exc}"))
+            self.failed(Failure.DETECT_FAILED, f"camera {camera} seq {frame.seq}: {exc}")
             return
         cam = self.cameras[camera]
         out = outcome.faces

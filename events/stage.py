@@ -17,6 +17,7 @@ from bus.errors import FacestreamError
 from bus.records import EndOfStream, Frame, MatchResult, Record
 from bus.stage import Stage, since_capture_s
 from bus.topology import all_endpoints, endpoint
+from bus.wire import topic_of
 from events.crops import face_region
 from events.join import Candidates, FrameJoin
 from events.sightings import Sighting, SightingBook, quality_of
@@ -69,7 +70,7 @@ class EventsStage(Stage):
             self.metrics.observe(record.camera_id, time.perf_counter() - started, since_capture_s(record))
         elif isinstance(record, Frame):
             self.frames_read += 1
-            if record.camera_id in self.subscribed:  # SUB filters by prefix: cam1 also gets cam10
+            if record.camera_id in self.subscribed:  # one that was just let go may still come
                 self.join.on_frame(record, now)
                 self._subscribe(now)  # one frame is enough: let go of the camera at once
         elif isinstance(record, EndOfStream) and source is self.results:
@@ -98,9 +99,9 @@ class EventsStage(Stage):
     def _subscribe(self, now: float) -> None:
         wanted = self.join.wanted(now)
         for camera_id in wanted - self.subscribed:
-            self.frames.setsockopt(zmq.SUBSCRIBE, camera_id.encode())
+            self.frames.setsockopt(zmq.SUBSCRIBE, topic_of(camera_id))
         for camera_id in self.subscribed - wanted:
-            self.frames.setsockopt(zmq.UNSUBSCRIBE, camera_id.encode())
+            self.frames.setsockopt(zmq.UNSUBSCRIBE, topic_of(camera_id))
         self.subscribed = wanted
 
     def tick(self) -> None:

@@ -15,6 +15,7 @@ import re
 import secrets
 import time
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,17 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def _damage(exc: Exception) -> str:
+    """What a reading error says about the file, in words (never a Python exception name)."""
+    if isinstance(exc, zipfile.BadZipFile):
+        return "not a zip archive (truncated, or another format)"
+    if isinstance(exc, zlib.error | EOFError):
+        return "its compressed data is damaged"
+    if isinstance(exc, KeyError):
+        return "a member is missing"
+    return "its arrays cannot be read"
+
+
 def read_gallery_file(path: Path) -> tuple[dict[str, Any], np.ndarray]:
     """Return (metadata, vectors); read only, never write; any defect is one FacestreamError."""
     path = Path(path)
@@ -120,7 +132,7 @@ def read_gallery_file(path: Path) -> tuple[dict[str, Any], np.ndarray]:
     except FacestreamError:
         raise
     except Exception as exc:  # zipfile, zlib, numpy header errors all mean the same to the user
-        raise FacestreamError(f"{bad}: {type(exc).__name__}") from exc
+        raise FacestreamError(f"{bad}: {_damage(exc)}") from exc
     if meta_arr.dtype.kind != "U" or meta_arr.shape != () or len(str(meta_arr)) > MAX_META_CHARS:
         raise FacestreamError(f"{bad}: metadata member is not a JSON string")
     try:

@@ -16,7 +16,6 @@ segment number, appends to the results log, and its summary covers the frames si
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,7 +27,7 @@ from bus.errors import WireError
 from bus.records import EndOfStream, Frame, MatchResult, Record
 from bus.sockets import SMALL_HWM
 from bus.stage import Stage
-from bus.topology import endpoint
+from bus.topology import endpoint, restart_count
 from overlay.camera import CameraView
 from overlay.draw import draw_faces
 from overlay.join import FrameJoin, Joined
@@ -36,14 +35,6 @@ from overlay.mjpeg import MjpegServer
 from overlay.results_log import ResultsLog
 from overlay.tally import run_summary
 from overlay.writer import Mp4Writer, camera_output, next_free_segment
-
-
-def restart_count() -> int:
-    """How often the supervisor restarted this process (deploy/supervisor.py sets it)."""
-    try:
-        return max(0, int(os.environ.get("FACESTREAM_RESTARTS", "0")))
-    except ValueError:
-        return 0
 
 
 class OverlayStage(Stage):

@@ -24,16 +24,21 @@ def _model_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.setdefault("FACESTREAM_CACHE", str(tmp_path_factory.mktemp("model-cache")))
 
 
-def free_base_port(span: int = 302) -> int:
-    """A base port whose whole facestream port block is free right now."""
+def free_base_port(span: int = 302, avoid: Sequence[int] = ()) -> int:
+    """A base port whose facestream ports (bus.topology, two processes per stage) are free right now,
+    and whose block does not overlap the blocks of the bases in `avoid` (the config refuses that)."""
+    from bus.topology import HOPS, STAGES
+
+    offsets = {h.port_offset + i for h in HOPS.values() for i in range(2 if h.per_process else 1)}
+    offsets |= {s.metrics_offset + i for s in STAGES.values() for i in range(min(2, s.max_processes))}
     for _ in range(50):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             base = s.getsockname()[1]
-        if base + span >= 65000:
+        if base + span >= 65000 or any(abs(base - other) <= span for other in avoid):
             continue
         ok = True
-        for offset in (0, 1, 100, 101, 200, 201, 300, 301):
+        for offset in sorted(offsets):
             with socket.socket() as s:
                 try:
                     s.bind(("127.0.0.1", base + offset))

@@ -89,11 +89,27 @@ def cmd_train_faces(args: argparse.Namespace) -> int:
     return _report(run(cfg))
 
 
+def _check_weights(model: str, weights: Path | None) -> None:
+    """Before TensorFlow loads (many seconds): the weights the user named must be there."""
+    if weights is None:
+        raise FacestreamError(f"export {model} needs --weights (the public weight file or folder)")
+    if not weights.exists():
+        raise FacestreamError(f"weights {weights} not found")
+    if model == "vggface" and not weights.is_file():
+        raise FacestreamError(f"weights {weights} is not a file (give vgg_face_weights.h5)")
+    if model in VGGFACE2 and not weights.is_file():
+        raise FacestreamError(
+            f"weights {weights} is not a file (give keras-vggface's rcmalli_vggface_tf_*{model}.h5)"
+        )
+    if model == "openface" and not weights.is_dir():
+        raise FacestreamError(f"weights {weights} is not a folder (give the Keras-OpenFace weights folder)")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.model in ("vggface", "openface", *VGGFACE2):
+        _check_weights(args.model, args.weights)
     from trainer import export
 
-    if args.model in ("vggface", "openface", *VGGFACE2) and args.weights is None:
-        raise FacestreamError(f"export {args.model} needs --weights (the public weight file or folder)")
     if args.model == "vggface":
         out = args.out or Path(f"vggface_{args.layer}.onnx")
         result = export.export_vggface(args.weights, out, args.layer, args.parity_images, args.threads)

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from prometheus_client.parser import text_string_to_metric_families
 
 from bus.config import PipelineConfig
-from bus.stage import metrics_port
-from deploy.stages import START_ORDER, process_count
+from bus.topology import START_ORDER, metrics_port, process_count
 
 SCRAPE_EVERY_S = 2.0
 TIMEOUT_S = 1.0

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 import zmq
 
+from bus.topology import bus_port
 from deploy.assets import carphone_video
 from tests.conftest import REPO, facestream, free_base_port
 
@@ -34,7 +35,7 @@ def _write_config(tmp_path: Path, gallery: Path, base: int, **camera: object) ->
 
 def _plain_subscriber(base: int) -> zmq.Socket[bytes]:
     sub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
-    sub.connect(f"tcp://127.0.0.1:{base + 301}")
+    sub.connect(f"tcp://127.0.0.1:{bus_port(base, 'results')}")
     sub.setsockopt(zmq.SUBSCRIBE, b"cam0")
     return sub
 
@@ -73,7 +74,7 @@ def test_run_labels_enrolled_driver_for_a_plain_zmq_client(tmp_path: Path, photo
             if dict(poller.poll(200)).get(sub):
                 topic, header, *_parts = sub.recv_multipart()
                 msg = json.loads(header)
-                assert msg["schema_version"] == 1 and topic == b"cam0"
+                assert msg["schema_version"] == 1 and topic == b"cam0\0"  # docs/wire.md: id + NUL
                 if msg["kind"] == "result":
                     names += [f["name"] for f in msg["faces"]]
         _out, err = proc.communicate(timeout=60)

@@ -1,6 +1,8 @@
 """Camera loss: a looping file that disappears, a live stream that goes silent, a stream that never
-comes back. Each is reported, retried with back-off, and ends the camera cleanly ("camera lost")
-while the other cameras of the pipeline keep running."""
+comes back. Each is reported and retried with back-off; with camera.max_retries set, the camera
+ends ("camera lost", exit code 3) while the other cameras of the pipeline keep running.
+(Outages without max_retries, which never end a camera: tests/unit/capture/test_capture_outage.py
+and tests/integration/test_redteam.py.)"""
 
 from __future__ import annotations
 
@@ -8,11 +10,10 @@ import logging
 import shutil
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-import cv2
 import pytest
 import zmq
 
@@ -23,6 +24,7 @@ from bus.wire import decode
 from capture.stage import CaptureStage
 from deploy.assets import carphone_video
 from tests.conftest import facestream, free_base_port
+from tests.fake_cameras import clip_jpegs, mjpeg_part, serve
 from tests.soak.harness import PipelineRun, write_config
 from tests.stage_thread import StageThread
 
@@ -32,13 +34,7 @@ class SilentCamera:
     nothing (a camera that stops answering); every later request is refused with 503."""
 
     def __init__(self, frames: int, interval_s: float = 0.04) -> None:
-        cap = cv2.VideoCapture(str(carphone_video()))
-        jpegs: list[bytes] = []
-        while len(jpegs) < 30:
-            ok, image = cap.read()
-            assert ok
-            jpegs.append(cv2.imencode(".jpg", image)[1].tobytes())
-        cap.release()
+        jpegs = clip_jpegs()
         self.requests = 0
         self.silent = threading.Event()
         outer = self
@@ -53,9 +49,7 @@ class SilentCamera:
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()
                 for i in range(frames):
-                    jpg = jpegs[i % len(jpegs)]
-                    head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpg)}\r\n\r\n"
-                    self.wfile.write(head.encode() + jpg + b"\r\n")
+                    self.wfile.write(mjpeg_part(jpegs[i % len(jpegs)]))
                     time.sleep(interval_s)
                 outer.silent.set()
                 time.sleep(120)  # connected, but not a byte more
@@ -63,10 +57,7 @@ class SilentCamera:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/video"
+        self.httpd, self.url = serve(Handler)
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -154,7 +145,7 @@ def test_looping_file_that_disappears_is_retried_and_resumes(
         consumer.close()
     logs = _warnings(caplog)
     assert any("camera cam0 lost" in m and "video file" in m and "not found" in m for m in logs), logs
-    assert any("reopened after" in r.getMessage() for r in caplog.records)
+    assert any("up again after" in r.getMessage() for r in caplog.records)
     seqs = consumer.seqs
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "frames repeated or reordered"
     assert len(seqs) > 240  # more than two passes of the 120-frame clip
@@ -227,7 +218,7 @@ def test_lost_camera_ends_while_the_other_camera_keeps_running(tmp_path: Path, p
     assert code == 0, run.stderr()[-3000:]
     log = (tmp_path / "logs" / "capture-1.log").read_text()
     assert "camera ipcam lost" in log and "retry 2/2 failed" in log and "gave up after 2 retries" in log
-    assert "capture-1 finished" in run.stderr()
+    assert "capture-1 gave up on its camera (camera ipcam lost: gave up after 2 retries)" in run.stderr()
 
 
 def test_restarted_capture_continues_numbering_and_file_position(

@@ -246,7 +246,7 @@ def _malformed_by_kind(stage: Stage) -> Counter[str]:
     counts: Counter[str] = Counter()
     for metric in stage.metrics.registry.collect():
         for sample in metric.samples:
-            if sample.name == "facestream_malformed_total":
+            if sample.name == "facestream_malformed_total" and sample.value:  # every kind exists at 0
                 counts[sample.labels["kind"]] += int(sample.value)
     return counts
 

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 import zmq
 
+from bus.topology import bus_port
 from deploy.assets import carphone_video
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +72,7 @@ class PipelineRun:
         if curve_keys is not None:
             curve_client(self.sub, curve_keys)
         self.sub.setsockopt(zmq.SUBSCRIBE, b"")
-        self.sub.connect(f"tcp://127.0.0.1:{base_port + 301}")
+        self.sub.connect(f"tcp://127.0.0.1:{bus_port(base_port, 'results')}")
         self.proc: subprocess.Popen[bytes] | None = None
         self.results = 0
 

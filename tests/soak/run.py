@@ -25,18 +25,18 @@ from typing import Any
 
 import numpy as np
 
+from bus.topology import STAGES
 from deploy.assets import carphone_video
 from tests.soak.harness import PipelineRun, rss_kib, write_config
 
 log = logging.getLogger("facestream.soak")
 SAMPLE_S = 5.0
-METRIC_OFFSETS = {"capture-0": 0, "detect-0": 100, "embed-0": 200, "match-0": 300, "overlay-0": 301}
 
 
-def _free_base() -> int:
+def _free_base(avoid: tuple[int, ...] = ()) -> int:
     from tests.conftest import free_base_port
 
-    return free_base_port()
+    return free_base_port(avoid=avoid)
 
 
 def _enroll(out: Path) -> Path:
@@ -99,7 +99,8 @@ def run_soak(
     duration = minutes * 60.0
     warmup = min(60.0, max(10.0, duration * 0.1)) if warmup_s is None else warmup_s
     gallery = _enroll(out)
-    base, metrics = _free_base(), _free_base()
+    base = _free_base()
+    metrics = _free_base(avoid=(base,))
     cameras = [{"id": "cam0", "source": str(carphone_video()), "loop": True}]
     # Short video segments: a long run must roll its MP4 over (its open index grows per frame).
     config = write_config(
@@ -128,7 +129,7 @@ def run_soak(
                 next_sample += SAMPLE_S
                 for label, pid in pids.items():
                     samples.setdefault(label, []).append((now - started, rss_kib(pid)))
-        counters = {label: _scrape(metrics + off) for label, off in METRIC_OFFSETS.items()}
+        counters = {f"{name}-0": _scrape(metrics + spec.metrics_offset) for name, spec in STAGES.items()}
         current = run.stage_pids()
         code = run.stop()
     finally:

@@ -23,7 +23,7 @@ import httpx
 import pytest
 import yaml
 
-from bus.stage import METRICS_OFFSETS
+from bus.topology import STAGES
 from deploy.assets import carphone_video
 from deploy.demo import letterbox
 from deploy.enroll import enroll
@@ -83,7 +83,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     stills = root / "stills.mp4"
     write_stills(stills)
     web_port = free_port()
-    offsets = [0, 1, *(METRICS_OFFSETS[n] for n in ("detect", "embed", "match", "overlay", "events", "web"))]
+    offsets = [
+        0,
+        1,
+        *(STAGES[n].metrics_offset for n in ("detect", "embed", "match", "overlay", "events", "web")),
+    ]
     config: dict[str, Any] = {
         "cameras": [
             {"id": "carphone", "source": str(carphone_video()), "loop": True, "fps": 15},

@@ -19,14 +19,12 @@ def _touch(path: Path) -> Path:
 def test_labelled_photos_and_errors(tmp_path: Path) -> None:
     with pytest.raises(FacestreamError, match="not found"):
         labelled_photos(tmp_path / "nope")
-    _touch(tmp_path / "loose.jpg")
-    with pytest.raises(FacestreamError, match="no person subfolders"):
+    with pytest.raises(FacestreamError, match="no images"):
         labelled_photos(tmp_path)
+    _touch(tmp_path / "loose.jpg")
     with pytest.raises(FacestreamError, match="is not a folder"):
         labelled_photos(tmp_path / "loose.jpg")
     (tmp_path / "empty_person").mkdir()
-    with pytest.raises(FacestreamError, match="no images"):
-        labelled_photos(tmp_path)
     _touch(tmp_path / "bob" / "b2.png")
     _touch(tmp_path / "bob" / "b1.jpg")
     _touch(tmp_path / "bob" / "notes.txt")
@@ -36,6 +34,7 @@ def test_labelled_photos_and_errors(tmp_path: Path) -> None:
         ("amy", "a.JPG"),
         ("bob", "b1.jpg"),
         ("bob", "b2.png"),
+        ("loose", "loose.jpg"),
     ]
     everything = any_photos(tmp_path)
     assert [(p.label, p.path.name) for p in everything] == [
@@ -43,6 +42,19 @@ def test_labelled_photos_and_errors(tmp_path: Path) -> None:
         ("bob", "b1.jpg"),
         ("bob", "b2.png"),
         (None, "loose.jpg"),
+    ]
+
+
+def test_flat_layout_of_enroll_is_labelled_by_file_name(tmp_path: Path) -> None:
+    for name in ("ann_1.jpg", "ann_2.jpg", "bob.png", "bob-3.jpg", "cy_dee_1.jpg"):
+        _touch(tmp_path / name)
+    photos = labelled_photos(tmp_path)
+    assert [(p.label, p.path.name) for p in photos] == [
+        ("ann", "ann_1.jpg"),
+        ("ann", "ann_2.jpg"),
+        ("bob", "bob-3.jpg"),
+        ("bob", "bob.png"),
+        ("cy_dee", "cy_dee_1.jpg"),
     ]
 
 

@@ -82,7 +82,8 @@ def test_zero_faces_message_is_valid() -> None:
         (lambda fr: [fr[0], fr[1], fr[2][:-1]], "bad_payload"),
         (lambda fr: [fr[0], fr[1].replace(b'"uint8"', b'"object"'), fr[2]], "bad_dtype"),
         (lambda fr: [fr[0], fr[1]], "malformed_header"),
-        (lambda fr: [b"other", *fr[1:]], "malformed_header"),
+        (lambda fr: [b"other\0", *fr[1:]], "malformed_topic"),
+        (lambda fr: [b"cam0", *fr[1:]], "malformed_topic"),
         (lambda fr: [fr[0]], "malformed_frames"),
     ],
 )

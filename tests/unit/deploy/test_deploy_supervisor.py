@@ -1,64 +1,105 @@
-"""The supervisor's view of a stage's output: every line is passed on, and the last error (a log
-line at ERROR, or the last line of a traceback) is kept for the message that stops the service."""
+"""Why a stage ended reaches the supervisor as data (its exit file), never by reading its log:
+the reason, the exit code that goes with it, and the detail that ends up in the service's message."""
 
 from __future__ import annotations
 
 import io
-import os
+import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from deploy.supervisor import StageProcess, _forward, describe_exit
+from bus.config import load_config, parse_config
+from bus.errors import EXIT_CODES, ExitReason, FacestreamError
+from deploy import stage_main
+from deploy import supervisor as supervisor_module
+from deploy.stage_main import StageExit, run_stage
+from deploy.supervisor import Supervisor, _forward, describe_exit
 from tests.conftest import REPO
 
-SCRIPT = textwrap.dedent(
-    """
-    import logging, sys
-    from bus.logs import setup_logging
-    setup_logging("INFO")
-    log = logging.getLogger("facestream.detect.0")
-    log.info("started")
-    log.error("model file %s is broken", "x.onnx")
-    log.warning("a warning after the error")
-    print("[ WARN:0@1.0] an OpenCV line that is no error", file=sys.stderr)
-    if sys.argv[1] == "crash":
-        raise RuntimeError("something unexpected")
-    """
+
+class _Stage:
+    """Stands in for a stage class: ends the way the test asks."""
+
+    outcome: Any = None
+
+    def __init__(self, config: Any, index: int, ready_file: Path | None = None) -> None:
+        self.exit_reason = ExitReason.FINISHED
+        self.exit_detail = ""
+
+    def run(self) -> None:
+        if isinstance(_Stage.outcome, BaseException):
+            raise _Stage.outcome
+        if _Stage.outcome is not None:
+            self.exit_reason, self.exit_detail = _Stage.outcome
+
+
+@pytest.fixture()
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps({"cameras": [{"id": "a", "source": "x.mp4"}], "match": {"gallery": "g"}}))
+    parse_config(json.loads(path.read_text()))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reason", "detail"),
+    [
+        (None, ExitReason.FINISHED, ""),
+        (
+            (ExitReason.CAMERA_LOST, "camera a lost: gave up after 3 retries"),
+            ExitReason.CAMERA_LOST,
+            "gave up",
+        ),
+        (FacestreamError("cannot read video x.mp4"), ExitReason.USER_ERROR, "cannot read video x.mp4"),
+        (RuntimeError("something unexpected"), ExitReason.CRASHED, "RuntimeError: something unexpected"),
+    ],
 )
+def test_the_exit_file_says_why_and_the_code_follows(
+    tmp_path: Path,
+    config_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    outcome: Any,
+    reason: ExitReason,
+    detail: str,
+) -> None:
+    monkeypatch.setattr(stage_main, "stage_class", lambda name: _Stage)
+    _Stage.outcome = outcome
+    exit_file = tmp_path / "capture-0.exit"
+    code = run_stage("capture", config_file, 0, exit_file=exit_file)
+    ended = StageExit.read(exit_file)
+    assert ended is not None and ended.reason == reason and detail in ended.detail
+    assert code == EXIT_CODES[reason]
+    assert json.loads(exit_file.read_text())["stage"] == "capture"
 
 
-def _run(tmp_path: Path, mode: str) -> tuple[StageProcess, bytes, int]:
-    script = tmp_path / "stage.py"
-    script.write_text(SCRIPT)
-    proc = subprocess.Popen(
-        [sys.executable, str(script), mode],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+def test_a_real_stage_process_reports_a_user_error(tmp_path: Path) -> None:
+    exit_file = tmp_path / "detect-0.exit"
+    proc = subprocess.run(
+        [sys.executable, "-m", "deploy.cli", "stage", "detect", "--config", str(tmp_path / "none.yaml"),
+         "--exit-file", str(exit_file)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    ended = StageExit.read(exit_file)
+    assert (
+        ended is not None and ended.reason == ExitReason.USER_ERROR and "cannot read config" in ended.detail
     )
-    stage = StageProcess("detect", 0, tmp_path / "ready")
+
+
+def test_no_exit_file_means_no_reason(tmp_path: Path) -> None:
+    assert StageExit.read(tmp_path / "missing.exit") is None
+    (tmp_path / "bad.exit").write_text('{"reason": "bored"}')
+    assert StageExit.read(tmp_path / "bad.exit") is None
+
+
+def test_output_is_passed_on_unchanged() -> None:
     sink = io.BytesIO()
-    assert proc.stdout is not None
-    _forward(stage, proc.stdout, sink)
-    return stage, sink.getvalue(), proc.wait()
-
-
-def test_last_error_line_is_kept_and_output_passed_on(tmp_path: Path) -> None:
-    stage, output, code = _run(tmp_path, "ok")
-    assert code == 0
-    assert stage.last_error == "model file x.onnx is broken"
-    assert b"a warning after the error" in output and b"an OpenCV line" in output
-
-
-def test_a_traceback_ends_in_its_error(tmp_path: Path) -> None:
-    stage, output, code = _run(tmp_path, "crash")
-    assert code == 1
-    assert stage.last_error == "RuntimeError: something unexpected"
-    assert b"Traceback (most recent call last)" in output
+    _forward(io.BytesIO(b"line one\n[ WARN:0@1.0] native\nTraceback (most recent call last):\n"), sink)
+    assert sink.getvalue() == b"line one\n[ WARN:0@1.0] native\nTraceback (most recent call last):\n"
 
 
 @pytest.mark.parametrize(
@@ -67,3 +108,57 @@ def test_a_traceback_ends_in_its_error(tmp_path: Path) -> None:
 )
 def test_describe_exit(code: int, text: str) -> None:
     assert text in describe_exit(code)
+
+
+# --- when the sink's end ends the service -------------------------------------------------------
+class _Proc:
+    """A stage process as the supervisor sees it: running (None) or exited with a code."""
+
+    def __init__(self, code: int | None = None) -> None:
+        self.returncode = code
+        self.pid = 4242
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+
+def _supervisor(tmp_path: Path, config_file: Path) -> Supervisor:
+    supervisor = Supervisor(load_config(config_file), config_file, tmp_path / "run")
+    for stage in supervisor.stages:
+        stage.proc = _Proc()  # type: ignore[assignment]
+    return supervisor
+
+
+def _end(supervisor: Supervisor, label: str, reason: ExitReason) -> None:
+    stage = next(s for s in supervisor.stages if s.label == label)
+    stage.exit_file.write_text(json.dumps({"stage": stage.name, "index": 0, "reason": reason}))
+    stage.proc = _Proc(EXIT_CODES[reason])  # type: ignore[assignment]
+
+
+def test_the_sink_and_its_last_camera_ending_together_end_the_service(
+    tmp_path: Path, config_file: Path
+) -> None:
+    supervisor = _supervisor(tmp_path, config_file)
+    _end(supervisor, "overlay-0", ExitReason.FINISHED)  # looked at first in start order
+    _end(supervisor, "capture-0", ExitReason.FINISHED)
+    assert supervisor.check() == 0
+
+
+def test_a_camera_still_closing_when_the_sink_ends_is_waited_for(tmp_path: Path, config_file: Path) -> None:
+    supervisor = _supervisor(tmp_path, config_file)
+    _end(supervisor, "overlay-0", ExitReason.FINISHED)
+    assert supervisor.check() is None
+    _end(supervisor, "capture-0", ExitReason.FINISHED)
+    assert supervisor.check() == 0
+
+
+def test_a_sink_that_ends_while_its_camera_runs_on_is_started_again(
+    tmp_path: Path, config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    supervisor = _supervisor(tmp_path, config_file)
+    overlay = next(s for s in supervisor.stages if s.name == "overlay")
+    _end(supervisor, "overlay-0", ExitReason.FINISHED)
+    assert supervisor.check() is None and overlay.proc is not None  # within the grace: waiting
+    monkeypatch.setattr(supervisor_module, "SINK_GRACE_S", 0.0)
+    assert supervisor.check() is None  # the camera still runs: a forged end, not the service's
+    assert overlay.proc is None and overlay.early_ends == 1 and not overlay.restarts  # budget untouched

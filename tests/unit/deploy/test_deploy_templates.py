@@ -17,8 +17,7 @@ import yaml
 
 import deploy
 from bus.config import PipelineConfig, parse_config
-from bus.stage import METRICS_OFFSETS
-from bus.topology import all_endpoints, endpoint
+from bus.topology import STAGES, all_endpoints, endpoint, metrics_port
 from deploy.cli import build_parser
 from deploy.stage_main import EXIT_USER_ERROR
 
@@ -26,7 +25,7 @@ TEMPLATES = Path(deploy.__file__).resolve().parent / "templates"
 K8S = TEMPLATES / "kubernetes"
 COMPOSE = TEMPLATES / "compose"
 SYSTEMD = TEMPLATES / "systemd"
-STAGES = ("capture", "detect", "embed", "match", "overlay")
+
 BINDERS = {"capture": ("frames", "work"), "embed": ("embed_in",), "match": ("match_in", "results")}
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -232,8 +231,8 @@ def test_one_deployment_per_stage_with_real_cli_options() -> None:
         ready = container["readinessProbe"]["exec"]["command"]
         assert ready == ["test", "-f", str(args.ready_file)], dep["metadata"]["name"]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        assert config.metrics.base_port is not None
-        expected = config.metrics.base_port + METRICS_OFFSETS[args.name] + args.index
+        expected = metrics_port(config, args.name, args.index)
+        assert expected is not None
         assert ports[container["livenessProbe"]["httpGet"]["port"]] == expected
         annotation = dep["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"]
         assert int(annotation) == expected

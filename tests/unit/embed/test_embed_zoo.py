@@ -63,6 +63,8 @@ def test_concurrent_builds_leave_one_complete_file(tmp_path: Path) -> None:
         t.join(timeout=300)
     assert not errors and len(results) == 2 and results[0] == results[1]
     assert sorted(p.name for p in tmp_path.iterdir()) == [results[0].name]  # no temporary left
+    # Readable by every user: an image built as root serves its stages as user 10001.
+    assert results[0].stat().st_mode & 0o777 == 0o644
     session = ort.InferenceSession(str(results[0]), providers=["CPUExecutionProvider"])
     assert session.get_modelmeta().custom_metadata_map["facestream.model_id"] == "sface-2021dec"
 

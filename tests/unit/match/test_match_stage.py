@@ -91,7 +91,7 @@ class Link:
         """PUB drops messages until our subscription arrives: probe with end-of-stream markers."""
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            self.send(EndOfStream(camera_id="probe", seq=0, ts_ns=time.time_ns()))
+            self.send(EndOfStream(camera_id="cam0", seq=0, ts_ns=time.time_ns()))  # a configured camera
             if self.sub.poll(100):
                 while self.sub.poll(200):  # drain the other probes
                     self.sub.recv_multipart()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -120,3 +122,63 @@ def test_close_stops_serving(frame: np.ndarray) -> None:
     while stream.recv(65536):  # the open stream ends too
         pass
     stream.close()
+
+
+def _status(srv: MjpegServer) -> dict[str, dict[str, object]]:
+    status, ctype, body = _get(f"{srv.url}status.json")
+    assert status == 200 and ctype == "application/json"
+    result: dict[str, dict[str, object]] = json.loads(body)
+    return result
+
+
+def test_a_camera_without_frames_is_shown_down_and_comes_back(frame: np.ndarray) -> None:
+    srv = MjpegServer("127.0.0.1", 0, ["cam0", "cam1"], down_after_s=0.5)
+    try:
+        srv.publish("cam0", frame)
+        srv.publish("cam1", frame)
+        assert _status(srv)["cam0"]["state"] == "live"
+        # cam1 goes on, cam0 stops: after down_after_s the page, the status and the images say so.
+        deadline = time.monotonic() + 20
+        while _status(srv)["cam0"]["state"] != "down":
+            assert time.monotonic() < deadline
+            srv.publish("cam1", frame)
+            time.sleep(0.05)
+        state = _status(srv)
+        assert state["cam1"]["state"] == "live" and float(state["cam0"]["down_s"]) >= 0.5  # type: ignore[arg-type]
+        assert 'data-camera="cam0">down<' in _get(srv.url)[2].decode()
+        status, _, body = _get(f"{srv.url}snapshot/cam0.jpg")
+        dimmed = _decode(body)
+        assert status == 200 and dimmed.shape == frame.shape
+        assert dimmed.mean() < frame.mean() * 0.6  # the last frame, dimmed, with "NO VIDEO" on it
+        srv.publish("cam0", frame)
+        assert _status(srv)["cam0"] == {"state": "live", "down_s": None}
+        assert (
+            np.abs(_decode(_get(f"{srv.url}snapshot/cam0.jpg")[2]).astype(int) - frame.astype(int)).mean() < 6
+        )
+    finally:
+        srv.close()
+
+
+def test_an_open_stream_shows_the_outage(frame: np.ndarray) -> None:
+    srv = MjpegServer("127.0.0.1", 0, ["cam0"], down_after_s=0.5)
+    srv.publish("cam0", frame)
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+            sock.sendall(b"GET /stream/cam0 HTTP/1.0\r\n\r\n")
+            buf = _read_until(sock, b"\r\n\r\n", b"").split(b"\r\n\r\n", 1)[1]
+            means = []
+            for _ in range(2):  # the live frame, then (no new frame coming) the outage picture
+                buf = _read_until(sock, b"\r\n\r\n", buf)
+                part_head, buf = buf.split(b"\r\n\r\n", 1)
+                length = int(part_head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+                while len(buf) < length:
+                    buf += sock.recv(65536)
+                means.append(_decode(buf[:length]).mean())
+                buf = buf[length:]
+        assert means[1] < means[0] * 0.6
+    finally:
+        srv.close()
+
+
+def test_a_camera_that_never_sent_is_waiting(server: MjpegServer) -> None:
+    assert {s["state"] for s in _status(server).values()} == {"waiting"}

@@ -67,8 +67,8 @@ def test_export_needs_weights_and_run_dir() -> None:
         ["train", "digits", "--epochs", "1"],
         ["train", "faces", "somewhere"],
         ["export", "mtcnn", "--out", "x"],
-        ["export", "openface", "--weights", "w"],
-        ["export", "senet50", "--weights", "w.h5"],
+        ["export", "openface", "--weights", "."],  # weights are checked first: these exist
+        ["export", "senet50", "--weights", __file__],
     ],
 )
 def test_without_tensorflow_the_handlers_say_what_to_install(
