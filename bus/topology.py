@@ -153,7 +153,7 @@ STAGES: dict[str, StageSpec] = {
         # The operator's console: sightings from results (and a frame now and then for a
         # snapshot), and the HTTP console that reads them.
         StageSpec("events", "events.stage:EventsStage", 302, _events, _kinds("frame", "result", "eos")),
-        StageSpec("web", "web.stage:WebStage", 303, _web, _NONE, other_ports=_web_port),
+        StageSpec("web", "web.stage:WebStage", 303, _web, _kinds("result", "eos"), other_ports=_web_port),
     )
 }
 START_ORDER: tuple[str, ...] = tuple(reversed(STAGES))
