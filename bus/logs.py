@@ -47,6 +47,11 @@ def capture_native_stderr() -> bool:
     if getattr(sys.stderr, "facestream_native", False):
         return False
     try:
+        if sys.stderr.fileno() != 2:
+            return False  # Python's stderr was pointed elsewhere (a caller redirected it): leave fd 2 alone
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation: a StringIO
+        return False
+    try:
         sys.stderr.flush()
         original = os.dup(2)
         read_end, write_end = os.pipe()

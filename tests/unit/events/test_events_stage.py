@@ -75,7 +75,7 @@ def test_events_stores_a_sighting_with_its_snapshot_and_vector(tmp_path: Path, c
             )
             seen += _subscriptions(frames)
             time.sleep(0.03)
-        assert b"\x01cam0" in seen  # a first snapshot was wanted: events read frames
+        assert b"\x01cam0\x00" in seen  # a first snapshot was wanted: events read frames (cam0 only)
         store = EventStore.open(config.events)  # type: ignore[arg-type]
         rows: list = []
         while time.monotonic() < deadline:
@@ -93,7 +93,7 @@ def test_events_stores_a_sighting_with_its_snapshot_and_vector(tmp_path: Path, c
         assert snap is not None and 60 <= snap.shape[1] <= 192
         np.testing.assert_allclose(store.embeddings([row.id])[row.id][0], vec[0])
         time.sleep(WANT_S + 0.5)  # no better face came: events lets go of the frames
-        assert b"\x00cam0" in seen + _subscriptions(frames)
+        assert b"\x00cam0\x00" in seen + _subscriptions(frames)
         store.close()
     finally:
         stage.request_stop()
