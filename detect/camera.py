@@ -78,7 +78,9 @@ class CameraDetect:
             wanted = [False] * len(faces)
         if copy is not None and mode is not Mode.STILL:
             self.gate.measured(copy)
-        self.planner.done(mode, now, lost_a_face=lost > 0)
+        # A face that following lost, or one that a detection missed and only following found,
+        # asks for a detection (as soon as the budget allows one).
+        self.planner.done(mode, now, lost_a_face=lost > 0 or (mode is Mode.FULL and self.tracker.unconfirmed))
         self.modes[mode] += 1
         return Outcome(self._crops(frame, faces, wanted), mode)
 
@@ -93,7 +95,7 @@ class CameraDetect:
             face.track_id = decision.track_id
         # Tracks the detector missed in this frame (a blink, a tilt) may still be followed.
         found = {d.track_id for d in decisions}
-        followed, _ = self.tracker.follow(image, now, skip=found, avoid=[f.box for f in faces])
+        followed, _ = self.tracker.follow(image, now, skip=found, avoid=[f.box for f in faces], bridge=True)
         return faces + followed, [d.embed for d in decisions] + [False] * len(followed)
 
     def _crops(self, frame: Frame, faces: list[Face], wanted: list[bool]) -> FaceCrops:

@@ -39,6 +39,10 @@ APPEARANCE_MIN = 0.6
 # track's name is a claim about that face (turning heads and changing light cost an embedding).
 DRIFT_MIN = 0.5
 MIN_DRIFT_GAP_S = 0.25  # at most this often per track for look changes
+# A track that this many full detections in a row did not find ends, however well its template
+# still matches something there: following may bridge one miss of the detector (a blink, a roll),
+# not carry a box on a wall or on another face.
+MAX_MISSES = 2
 MIN_GAIN = 0.02  # absolute quality gain needed too, so that tiny scores do not re-embed often
 
 
@@ -85,6 +89,7 @@ class Track:
     score: float = 0.0  # the detector's confidence at the last detection
     velocity: tuple[float, float] = (0.0, 0.0)  # box movement, pixels per second
     visible: bool = True  # found in the last frame whose boxes were measured (detected or followed)
+    misses: int = 0  # full detections in a row that did not find it (following may bridge one)
     hits: int = 1
     embeds: int = 1
     previous: tuple[float, float, float] | None = None  # (embedded_at, quality, embeds) before the last
@@ -156,6 +161,7 @@ class Tracker:
                 owner[oi] = self.tracks[ti]
         for track in self.tracks:
             track.visible = False  # until this frame's detections (or a follow) find it
+            track.misses += 1
         decisions = []
         for oi, obs in enumerate(observations):
             known = owner.get(oi)
@@ -170,6 +176,7 @@ class Tracker:
 
     def _continue(self, track: Track, obs: Observation, now_s: float) -> Decision:
         track.moved_to(obs.face.box, now_s)
+        track.misses = 0
         track.score = obs.face.score
         if obs.template is not None:
             track.template = obs.template
@@ -195,28 +202,42 @@ class Tracker:
         now_s: float,
         skip: set[int] | None = None,
         avoid: list[tuple[float, float, float, float]] | None = None,
+        bridge: bool = False,
     ) -> tuple[list[Face], int]:
-        """Find every live track (but `skip`) in this frame by its template: (faces found, tracks lost).
+        """Find the live tracks (but `skip`) in this frame by their templates: (faces found, tracks lost).
 
         A lost track stays alive (a detection may find it again until `max_age_s`) but shows no
         box in this frame: a box where the face no longer looks like itself would carry a name
-        that may belong to someone else. A track found on a face detected in this frame (`avoid`:
-        that face started a track of its own) is not shown twice.
+        that may belong to someone else. A track that a detection missed and that was then not
+        shown comes back only through a detection (`bridge`: this frame's detection just missed
+        them, and following may bridge that one miss). One face never shows two boxes: a track found
+        on a face detected in this frame (`avoid`: that face started a track of its own) or on
+        a face another, surer track was found on, is not shown.
         """
-        self.tracks = [t for t in self.tracks if now_s - t.last_seen <= self.max_age_s]
-        faces, lost = [], 0
+        self.tracks = [
+            t for t in self.tracks if now_s - t.last_seen <= self.max_age_s and t.misses < MAX_MISSES
+        ]
+        found_on: list[tuple[Track, tuple[float, float, float, float]]] = []
+        lost = 0
         for track in self.tracks:
             if track.template is None or (skip is not None and track.track_id in skip):
                 continue
+            if track.misses and not track.visible and not bridge:
+                continue  # missed by the last detection and not shown since: a detection decides
             found = follow(image, track.template, track.predicted(now_s))
             if found.score < FOLLOW_MIN:
                 lost += track.visible
                 track.visible = False
                 continue
             track.moved_to(found.box, now_s)
-            if avoid and any(box_iou(found.box, box) >= self.iou_min for box in avoid):
+            found_on.append((track, found.box))
+        faces: list[Face] = []
+        taken = list(avoid or [])
+        for track, box in sorted(found_on, key=lambda tb: (tb[0].misses, -tb[0].hits)):  # surest first
+            if any(box_iou(box, other) >= self.iou_min for other in taken):
                 track.visible = False
                 continue
+            taken.append(box)
             faces.append(track.as_face())
         return faces, lost
 
@@ -227,6 +248,11 @@ class Tracker:
         for track in shown:
             track.last_seen = now_s
         return [t.as_face() for t in shown]
+
+    @property
+    def unconfirmed(self) -> bool:
+        """A visible track the last full detection did not find: the next one should confirm it."""
+        return any(t.visible and t.misses for t in self.tracks)
 
     @property
     def boxes(self) -> list[tuple[float, float, float, float]]:

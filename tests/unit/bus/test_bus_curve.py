@@ -58,7 +58,10 @@ def _delivered(server: zmq.Socket[Any], client: zmq.Socket[Any], wait_ms: int = 
     # Our sockets queue only on connections that are up (IMMEDIATE): wait for the handshake.
     if not client.poll(wait_ms, zmq.POLLOUT):
         return False
-    client.send_multipart([b"cam0", b"hello"], zmq.NOBLOCK)
+    try:
+        client.send_multipart([b"cam0", b"hello"], zmq.NOBLOCK)
+    except zmq.Again:  # the refused handshake dropped the pipe between poll and send
+        return False
     return bool(server.poll(wait_ms)) and server.recv_multipart() == [b"cam0", b"hello"]
 
 

@@ -11,8 +11,9 @@ from bus.geometry import box_iou as iou
 from bus.records import Face
 from bus.tracks import TRACK_ID_STRIDE
 from deploy.demo import letterbox
+from detect.follow import make_template
 from detect.quality import face_quality
-from detect.tracker import Observation, Tracker, thumbnail
+from detect.tracker import Observation, Tracker, observe, thumbnail
 from detect.yunet import YuNetDetector
 
 
@@ -147,3 +148,39 @@ def test_a_scene_cut_to_another_face_at_the_same_place_starts_a_new_track(
     b = _track(tracker, macron, yunet.detect(macron), 0.1)
     c = _track(tracker, ardern, [fa], 0.2)
     assert a == b and c != a
+
+
+def _obs_on(image: np.ndarray, face: Face, box: tuple[float, float, float, float]) -> Observation:
+    """An observation at `box` whose template is the real face's (a track that drifted off it)."""
+    moved = Face(box=box, score=face.score, landmarks=face.landmarks)
+    return Observation(moved, 0.5, None, make_template(image, face.box))
+
+
+def test_one_face_never_shows_two_boxes(photos: dict[str, np.ndarray], yunet: YuNetDetector) -> None:
+    image = letterbox(photos["macron_2"], (640, 480))
+    face = yunet.detect(image)[0]
+    x, y, w, h = face.box
+    beside = (x + 0.4 * w, y, w, h)  # overlaps too little to be the same track
+    tracker = Tracker(first_id=1)
+    sure = tracker.update([_obs_on(image, face, face.box), _obs_on(image, face, beside)], 0.0)[0].track_id
+    tracker.update([_obs_on(image, face, face.box), _obs_on(image, face, beside)], 0.1)
+    tracker.tracks[0].hits += 5  # the first track has been found far more often
+    faces, _ = tracker.follow(image, 0.2)
+    assert [f.track_id for f in faces] == [sure]  # both templates find the face; only one box
+
+
+def test_a_track_the_detector_keeps_missing_ends(photos: dict[str, np.ndarray], yunet: YuNetDetector) -> None:
+    image = letterbox(photos["macron_2"], (640, 480))
+    face = yunet.detect(image)[0]
+    tracker = Tracker(first_id=1)
+    tracker.update([observe(image, face)], 0.0)
+    tracker.update([], 0.1)  # one miss: following may bridge it (a blink, a roll)
+    assert len(tracker.follow(image, 0.1, bridge=True)[0]) == 1
+    assert tracker.unconfirmed  # the next detection should confirm it
+    assert len(tracker.follow(image, 0.15)[0]) == 1
+    tracker.update([], 0.2)  # two misses in a row: only a detection brings the face back
+    assert tracker.follow(image, 0.2, bridge=True)[0] == []
+    assert tracker.follow(image, 0.25)[0] == []
+    assert not tracker.unconfirmed
+    tracker.update([observe(image, face)], 0.3)
+    assert tracker.follow(image, 0.35)[0] != []
