@@ -3,7 +3,10 @@
 - FULL: the detector runs on the whole frame. Wanted when the camera has no reference yet,
   when motion appears outside the tracked faces (someone may have come in), when following lost
   a face, when motion gating is off, and at least every `refresh_s` (what motion missed); done
-  only when the worker's budget allows one (detect.budget), else the frame is followed.
+  only when the worker's budget allows one (detect.budget), else the frame is followed. A face
+  that following lost is urgent: its camera may detect after URGENT_SHARE of the interval (a
+  lost face shows no box until a detection finds it again; the budget then thins the routine
+  detections of every camera to pay for it).
 - FOLLOW: each tracked face is looked for by template matching near where it was (detect.follow).
 - STILL: nothing moved since the boxes were last measured: they stand as they are.
 """
@@ -14,6 +17,8 @@ import enum
 from dataclasses import dataclass
 
 from detect.motion import Box, Motion
+
+URGENT_SHARE = 0.1  # of the budget's interval, after a face was lost
 
 
 class Mode(enum.Enum):
@@ -28,10 +33,11 @@ class Planner:
     motion_gating: bool = True
     last_full: float = float("-inf")
     full_wanted: bool = True  # set when following lost a face; the first frame wants one too
+    urgent: bool = False  # following lost a face: a detection is due sooner
 
     def plan(self, now: float, motion: Motion | None, tracked: list[Box], interval_s: float) -> Mode:
         """`motion`: None when there is nothing to compare with; `interval_s`: the budget's."""
-        due = now - self.last_full >= interval_s
+        due = now - self.last_full >= (interval_s * URGENT_SHARE if self.urgent else interval_s)
         wanted = (
             self.full_wanted
             or not self.motion_gating
@@ -50,6 +56,6 @@ class Planner:
     def done(self, mode: Mode, now: float, lost_a_face: bool = False) -> None:
         if mode is Mode.FULL:
             self.last_full = now
-            self.full_wanted = False
+            self.full_wanted = self.urgent = False
         if lost_a_face:
-            self.full_wanted = True
+            self.full_wanted = self.urgent = True

@@ -12,7 +12,7 @@ from deploy.scenes import Actor, Cast, Key, Scene, crowd_scene, iter_frames, sti
 from detect.budget import DetectBudget
 from detect.follow import FOLLOW_MIN, follow, make_template
 from detect.motion import MotionGate
-from detect.planner import Mode, Planner
+from detect.planner import URGENT_SHARE, Mode, Planner
 from detect.yunet import YuNetDetector
 
 Frames = list[tuple[np.ndarray, list[dict]]]
@@ -120,6 +120,14 @@ def test_planner_refreshes_and_comes_back_for_lost_faces() -> None:
     assert not planner.full_wanted
     planner.done(Mode.FOLLOW, 1.1, lost_a_face=True)
     assert planner.full_wanted
+    planner.done(Mode.FULL, 1.2)
+    assert planner.plan(1.5, None, box, 4.0) is Mode.FOLLOW  # wanted (no reference) but not due
+    planner.done(Mode.FOLLOW, 1.5, lost_a_face=True)
+    urgent_due = 1.2 + 4.0 * URGENT_SHARE  # a lost face is urgent: well before 1.2 + 4.0
+    assert planner.plan(urgent_due - 0.05, None, box, 4.0) is Mode.FOLLOW
+    assert planner.plan(urgent_due + 0.05, None, box, 4.0) is Mode.FULL
+    planner.done(Mode.FULL, urgent_due + 0.05)
+    assert not planner.urgent and planner.plan(urgent_due + 0.5, None, box, 4.0) is Mode.FOLLOW
     gating_off = Planner(refresh_s=2.0, motion_gating=False, last_full=0.0, full_wanted=False)
     assert gating_off.plan(0.4, None, box, 0.5) is Mode.FOLLOW  # wanted, not due
     assert gating_off.plan(0.6, None, box, 0.5) is Mode.FULL
