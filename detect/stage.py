@@ -58,6 +58,9 @@ class DetectStage(Stage):
         self._detectors: dict[int, Detector] = {cfg.min_face: make_detector(cfg)}  # a bad model fails here
         self.cameras: dict[str, CameraDetect] = {}
         self.budget = DetectBudget(cfg.detect_interval_s, cfg.max_detect_interval_s)
+        # An end that no embed worker took in EOS_WAIT_MS: the next ones do not wait (at a stop,
+        # embed is often gone first, and 16 cameras would wait 16 s) until a send succeeds again.
+        self.downstream_gone = False
         reg = self.metrics.registry
         self.modes = Counter(
             "facestream_detect_frames",
@@ -183,6 +186,8 @@ class DetectStage(Stage):
         except zmq.Again:
             self.metrics.drop(out.camera_id, hop)
             return False
+        if sock is self.push:
+            self.downstream_gone = False
         return True
 
     def _crops_not_sent(self, out: FaceCrops) -> None:
@@ -200,11 +205,13 @@ class DetectStage(Stage):
         ended = self.cameras.pop(eos.camera_id, None)  # a camera that comes back starts new tracks
         if ended is not None:
             self.log.info("camera %s: %s", eos.camera_id, ended.report())
-        if self.push.poll(EOS_WAIT_MS, zmq.POLLOUT):
+        if self.push.poll(0 if self.downstream_gone else EOS_WAIT_MS, zmq.POLLOUT):
+            self.downstream_gone = False
             self.push.send_multipart(eos.to_frames(), flags=zmq.NOBLOCK, copy=False)
             self.metrics.inc_out(eos.camera_id)
             self.log.info("camera %s ended (%s) after seq %d", eos.camera_id, eos.reason, eos.seq)
         else:
+            self.downstream_gone = True
             self.metrics.drop(eos.camera_id, "detect->embed")
             self.log.warning(
                 "no embed worker took the end of camera %s within %d ms", eos.camera_id, EOS_WAIT_MS
