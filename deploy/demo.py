@@ -185,7 +185,7 @@ def run_demo(
         config_path = out / "demo-config.yaml"
         dump_config(config, config_path)
         url = f"http://127.0.0.1:{serve_port}/"
-        started = None if on_started is None else (lambda: on_started(url))
+        started = None if on_started is None or serve_port is None else (lambda: on_started(url))
         supervisor = Supervisor(config, config_path, ipc_dir / "run", on_started=started)
         code = supervisor.run()
         if code != 0:
