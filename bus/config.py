@@ -135,8 +135,9 @@ class DetectConfig(StrictModel):
     # costs one embedding per new face (N=3 cost 5 % of the 2-core 4-feed throughput, N=1 ~3 %).
     reembed_warmup: int = Field(default=1, ge=0, le=10)
     # Before a face is embedded, look at it again turned upright (detect.upright), so that faces
-    # rolled in the image plane are aligned level: 30-degree tilts went from similarity 0.16-0.82
-    # to 0.60-0.80 on the demo photos, for ~16 ms per embedded face with YuNet.
+    # rolled in the image plane are aligned level: 30-degree rolls went from similarity 0.17-0.55
+    # to 0.60-0.74 on the demo photos, for ~9 ms of CPU per embedded face with YuNet (2-core
+    # Intel Xeon; only faces about to be embedded are looked at, 0.02-0.03 per frame).
     upright: bool = True
     # The detection budget (docs/performance.md). A full-frame detection runs when something may
     # have changed: motion outside the tracked faces (motion: a cheap frame difference on a small
