@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench.naive import detect_costs, run_naive
     from bench.pipeline import looping, run_pipeline
     from bench.search import bench_size, measure_shape
-    from deploy.faces import FaceAnalyzer
+    from faces.analyzer import FaceAnalyzer
 
     settings = _settings(args)
     unknown = set(settings["skip"]) - {"naive", "pipeline", "scenes", "many", "events", "faiss"}

@@ -28,7 +28,7 @@ EXTRAS = {
 
 
 def _analyzer(args: argparse.Namespace):
-    from deploy.faces import FaceAnalyzer
+    from faces.analyzer import FaceAnalyzer
 
     return FaceAnalyzer(DetectConfig(backend=args.detector), model=args.model)
 
@@ -86,7 +86,7 @@ def _print_conversion(gallery: Path, old: str | None, new: str | None) -> None:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from deploy.enroll import convert_gallery, enroll, enroll_from_camera
+    from faces.enroll import convert_gallery, enroll, enroll_from_camera
 
     if args.camera is not None:
         if args.sources:
@@ -140,7 +140,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    from deploy.faces import read_image
+    from faces.images import read_image
     from match.gallery import Gallery, check_threshold
 
     if args.threshold is not None:

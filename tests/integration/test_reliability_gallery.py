@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from deploy.faces import read_image
+from faces.images import read_image
 from match.gallery import Gallery
 from tests.conftest import REPO, facestream
 
