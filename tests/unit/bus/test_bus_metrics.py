@@ -30,6 +30,9 @@ def _config(tmp_path: Path) -> Any:
             "cameras": [{"id": "door", "source": "x.mp4"}, {"id": "yard", "source": "y.mp4"}],
             "match": {"gallery": str(tmp_path / "g.fsg")},
             "bus": {"transport": "ipc", "ipc_dir": str(tmp_path)},
+            "events": {"data_dir": str(tmp_path / "data")},  # every stage can be built
+            "web": {},
+            "overlay": {"mjpeg_port": 8080},  # the console needs one; nothing is served here
         }
     )
 
