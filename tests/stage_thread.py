@@ -97,12 +97,19 @@ class StageThread:
 
 
 @contextmanager
-def running_stage(stage: S, timeout: float = 30.0) -> Iterator[S]:
+def started(stage: Stage, timeout: float = 30.0) -> Iterator[StageThread]:
     """The stage running in a thread, ready (its ready file written); always stopped afterwards,
     and an error the stage raised fails the test."""
     runner = StageThread(stage).start()
     try:
         runner.wait_ready(timeout)
-        yield stage
+        yield runner
     finally:
         runner.stop()
+
+
+@contextmanager
+def running_stage(stage: S, timeout: float = 30.0) -> Iterator[S]:
+    """started(), for tests that need only the stage."""
+    with started(stage, timeout):
+        yield stage
