@@ -26,6 +26,15 @@ def overlay_config(tmp_path: Path, cameras: list[str], **overlay: Any) -> Pipeli
     return parse_config(data)
 
 
+def bind_xpub(ctx: zmq.Context[Any], addr: str, hwm: int) -> zmq.Socket[Any]:
+    """An XPUB bound at an ipc address (its folder created): it shows the overlay's subscription."""
+    Path(addr[len("ipc://") :]).parent.mkdir(parents=True, exist_ok=True)
+    sock = ctx.socket(zmq.XPUB)
+    sock.setsockopt(zmq.SNDHWM, hwm)
+    sock.bind(addr)
+    return sock
+
+
 class Upstream:
     """What capture and match look like to the overlay: PUBs (XPUB, to see the subscription)."""
 
@@ -35,11 +44,7 @@ class Upstream:
         self.results = self._pub(endpoint(config.bus, "results").bind)
 
     def _pub(self, addr: str) -> zmq.Socket[Any]:
-        Path(addr[len("ipc://") :]).parent.mkdir(parents=True, exist_ok=True)
-        sock = self.ctx.socket(zmq.XPUB)
-        sock.setsockopt(zmq.SNDHWM, 1000)
-        sock.bind(addr)
-        return sock
+        return bind_xpub(self.ctx, addr, 1000)
 
     def wait_subscribed(self, timeout: float = 10.0) -> None:
         for sock in [*self.frames, self.results]:
