@@ -61,3 +61,11 @@ def test_no_two_benchmark_modules_import_each_other() -> None:
     for module, deps in graph.items():
         for dep in deps:
             assert module not in graph.get(dep, set()), f"bench.{module} and bench.{dep} import each other"
+
+
+def test_every_package_is_installed() -> None:
+    """A new top-level package must be in pyproject's package list, or an install lacks it."""
+    pyproject = (REPO / "pyproject.toml").read_text()
+    packages = {p.parent.name for p in REPO.glob("*/__init__.py")} - {"tests", "bench"}
+    missing = {p for p in packages if f'"{p}*"' not in pyproject}
+    assert not missing, f"not in pyproject.toml's packages: {sorted(missing)}"
