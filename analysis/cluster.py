@@ -35,7 +35,7 @@ from analysis.embedding import EmbeddingRun, embed_photos, face_crop, require_fa
 from analysis.plots import plot_elbow, plot_scatter
 from analysis.report import out_dir, write_report
 from bus.errors import FacestreamError
-from deploy.faces import read_image
+from faces.images import read_image
 
 COPY_MARGIN = 0.6  # face crops keep this much context so the detector finds them again at enrollment
 _OLD_CLUSTER = re.compile(r"^cluster_\d+$")

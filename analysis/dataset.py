@@ -10,7 +10,7 @@ import numpy as np
 
 from analysis.protocol import stratified_folds
 from bus.errors import FacestreamError
-from deploy.faces import IMAGE_SUFFIXES, name_from_stem
+from faces.images import IMAGE_SUFFIXES, name_from_stem
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from tqdm import tqdm
 from analysis.dataset import Photo
 from bus.errors import FacestreamError
 from bus.records import Face
-from deploy.faces import read_image
 from detect.base import Detector
 from embed.model import EmbeddingModel
+from faces.images import read_image
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.targets import TARGETS
+
 
 def _parts(naive: dict[str, Any], costs: dict[str, Any]) -> dict[str, Any]:
     cpu = naive["part_cpu_ms_per_frame"]
@@ -63,8 +65,6 @@ def _target(value: Any, target: str, met: bool | None) -> dict[str, Any]:
 
 
 def compare(report: dict[str, Any]) -> dict[str, Any]:
-    from bench.run import TARGETS
-
     out: dict[str, Any] = {"ratio": {}, "overhead": {}, "targets": {}}
     naive, pipe = report.get("naive", {}), report.get("pipeline", {})
     costs = report.get("detect_costs", {})

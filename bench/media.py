@@ -10,9 +10,9 @@ import numpy as np
 
 from bus.errors import FacestreamError
 from deploy.assets import carphone_video, photo
-from deploy.demo import letterbox
-from deploy.enroll import enroll, enroll_from_camera
-from deploy.faces import FaceAnalyzer
+from faces.analyzer import FaceAnalyzer
+from faces.enroll import enroll, enroll_from_camera
+from faces.images import letterbox
 from match.gallery import Gallery
 
 SIZE = (640, 480)

@@ -28,17 +28,6 @@ from bus.logs import setup_logging
 
 log = logging.getLogger("facestream.bench")
 
-TARGETS = {
-    "pipeline_vs_naive_4_feeds": 6.0,  # at least
-    "driver_named": 0.95,  # share of 4-feed results naming the carphone driver, at least
-    "transport_overhead": 0.15,  # at most
-    "p99_latency_ms_1_feed": 150.0,  # below
-    "still_vs_detected": 0.10,  # CPU per frame of a still scene over one detected every frame, at most
-    "boxes_agree": 0.95,  # share of frames whose boxes agree with a detection on that frame, at least
-    "match_ms_1m": 5.0,  # below
-    "recall_at_1_1m": 0.99,  # at least
-    "events_cost": 0.03,  # at most: throughput the events stage may take from the pipeline
-}
 SCENE_FPS = 15.0
 MANY_FEEDS = 16  # 12 still (6 empty rooms, 6 people at desks) + 4 with motion (2 walking, 2 crowds)
 
@@ -152,7 +141,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench.naive import detect_costs, run_naive
     from bench.pipeline import looping, run_pipeline
     from bench.search import bench_size, measure_shape
-    from deploy.faces import FaceAnalyzer
+    from faces.analyzer import FaceAnalyzer
 
     settings = _settings(args)
     unknown = set(settings["skip"]) - {"naive", "pipeline", "scenes", "many", "events", "faiss"}

@@ -21,7 +21,7 @@ import faiss
 import numpy as np
 
 from deploy.assets import PHOTOS
-from deploy.faces import FaceAnalyzer
+from faces.analyzer import FaceAnalyzer
 from match.index import (
     HNSW_EF_CONSTRUCTION,
     HNSW_EF_SEARCH,

@@ -26,10 +26,10 @@ import yaml
 
 from bench.machine import machine
 from deploy.assets import PHOTOS, photo
-from deploy.enroll import enroll
-from deploy.faces import FaceAnalyzer
 from deploy.scenes import Cast, Scene, crowd_scene, truth_file, write_scene
 from deploy.truth import TruthScore, load_results, load_truth, score
+from faces.analyzer import FaceAnalyzer
+from faces.enroll import enroll
 
 ENROLLED = ("macron_1.jpg", "ardern_1.jpg", "obama_1.jpg")
 CAMERA = "crowd"

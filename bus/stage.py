@@ -1,4 +1,11 @@
-"""The life of a stage process: on_start, a poll loop calling process, on_stop.
+"""The life of a stage process: on_start, a poll loop calling process and tick, finish, on_stop.
+
+Every stage has this one lifecycle. Its state is born in __init__; only the models and sockets
+that on_start opens are declared on the class and assigned there, and whatever on_stop releases
+starts as None in __init__ (so on_stop needs no guards when on_start failed half-way). The loop
+here reads each input (counting its depth, in total and per camera) and calls tick; a stage that
+ends by itself sets stop_event. finish() sends the last messages after the loop ended (not after
+an error); on_stop always runs.
 
 Malformed messages are dropped, counted by kind (bus.errors.Fault) and logged once per kind;
 valid messages that fail to process are counted apart (bus.errors.Failure); the loop goes on.
@@ -13,6 +20,7 @@ import signal
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -65,8 +73,11 @@ class Stage(ABC):
     def tick(self) -> None:  # noqa: B027
         """Called after every poll (with or without input): timers, sources, flushing."""
 
+    def finish(self) -> None:  # noqa: B027
+        """The loop ended (by itself or on request, not by an error): last messages out."""
+
     def on_stop(self) -> None:  # noqa: B027
-        """Release resources; sockets are closed by the context afterwards."""
+        """Release resources, also after a failed on_start; sockets are closed by the context afterwards."""
 
     # --- shared machinery -----------------------------------------------------------------
     def socket(self, kind: int, **kwargs: Any) -> zmq.Socket[Any]:
@@ -86,6 +97,18 @@ class Stage(ABC):
             self.log.warning(
                 "could not process a message (%s: %s); further ones are only counted", kind, detail
             )
+
+    def read(self, sock: zmq.Socket[Any], first: list[zmq.Frame] | None = None) -> list[Record]:
+        """Everything waiting on `sock` (after `first`, if given), decoded; the depth it had, in
+        total and per camera, goes to the metrics (nothing is counted when nothing waited)."""
+        batch = drain(sock, first)
+        if not batch:
+            return []
+        self.metrics.set_depth(len(batch))
+        records = self.decode_all(batch)
+        for camera, count in Counter(r.camera_id for r in records).items():
+            self.metrics.set_camera_depth(camera, count)
+        return records
 
     def decode_all(self, batch: list[list[zmq.Frame]]) -> list[Record]:
         records: list[Record] = []
@@ -116,6 +139,7 @@ class Stage(ABC):
                 self.ready_file.touch()
             self.log.info("started")
             self.loop()
+            self.finish()
         finally:
             self.metrics.set_up(False)
             try:
@@ -125,19 +149,17 @@ class Stage(ABC):
                 self.log.info("stopped")
 
     def loop(self) -> None:
+        """Poll the inputs until stop_event; a stage without inputs is paced by its tick()."""
         poller = zmq.Poller()
         for sock in self.inputs:
             poller.register(sock, zmq.POLLIN)
         while not self.stop_event.is_set():
             ready = dict(poller.poll(self.poll_ms)) if self.inputs else {}
-            if not self.inputs:
-                time.sleep(self.poll_ms / 1000)
+            if not self.inputs and self.poll_ms:
+                self.stop_event.wait(self.poll_ms / 1000)
             for sock in self.inputs:
                 if sock in ready:
-                    first = sock.recv_multipart(copy=False)
-                    batch = drain(sock, first)
-                    self.metrics.set_depth(len(batch))
-                    records = self.decode_all(batch)
+                    records = self.read(sock, sock.recv_multipart(copy=False))
                     if records:
                         self.process_batch(records, sock)
             self.tick()

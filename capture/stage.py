@@ -39,48 +39,54 @@ CLOSE_LINGER_MS = 1000  # let queued frames and the EndOfStream reach peers befo
 class CaptureStage(Stage):
     name: ClassVar[str] = "capture"
     peer_wait_s: ClassVar[float] = 10.0  # how long to wait for the first subscriber and worker
+    poll_ms: ClassVar[int] = 0  # no inputs: tick() paces the loop itself
     eos_timeout_ms: ClassVar[int] = 2000
     open_timeout_s: ClassVar[float] = 5.0
 
     def __init__(self, config: PipelineConfig, index: int = 0, ready_file: Path | None = None) -> None:
         super().__init__(config, index, ready_file)
+        if not 0 <= index < len(config.cameras):
+            raise FacestreamError(
+                f"capture index {index} is out of range: the config has {len(config.cameras)} camera(s)"
+            )
+        self.camera = config.cameras[index]
         self.sent = 0  # frames read and sent (or dropped) so far
         self.dropped = {HOP_OVERLAY: 0, HOP_DETECT: 0}
         self.last_seq = -1
         self.position = PositionFile.for_camera(index)
-        self.start_seq = 0
+        self.seq = 0  # the next frame's seq (a restart continues the numbering)
         self.start_frame = 0  # frames of the file already sent before a restart
         self._file_frame = 0  # frames of the file's current pass read so far
-        self.camera_up = Gauge(
+        self._next_due = 0.0  # when the next frame of a paced file or a thinned camera is due
+        self._peers_checked = False
+        self.end_reason = "stopped"  # the EndOfStream reason, once the camera ends by itself
+        labels = {"stage": self.name, "worker": str(index), "camera": self.camera.id}
+        camera_up = Gauge(
             "facestream_camera_up",
             "1 while the camera delivers frames, 0 while it is lost and being reopened",
-            ["stage", "worker", "camera"],
+            list(labels),
             registry=self.metrics.registry,
         )
-        self.reopen_attempts = Counter(
+        reopen_attempts = Counter(
             "facestream_camera_reopen_attempts",
             "Attempts to reopen a lost camera",
-            ["stage", "worker", "camera"],
+            list(labels),
             registry=self.metrics.registry,
         )
+        self._up = camera_up.labels(**labels)
+        self._up.set(0)
+        self._attempts = reopen_attempts.labels(**labels)
         self._down_since: float | None = None
+        self.source: VideoSource | None = None
+        self.pub: zmq.Socket[Any] | None = None
+        self.push: zmq.Socket[Any] | None = None
+        self.subscribers = 0
 
     def on_start(self) -> None:
-        if not 0 <= self.index < len(self.config.cameras):
-            raise FacestreamError(
-                f"capture index {self.index} is out of range: "
-                f"the config has {len(self.config.cameras)} camera(s)"
-            )
-        self.camera = self.config.cameras[self.index]
-        labels = {"stage": self.name, "worker": str(self.index), "camera": self.camera.id}
-        self._up = self.camera_up.labels(**labels)
-        self._up.set(0)
-        self._attempts = self.reopen_attempts.labels(**labels)
         saved = self.position.load()
         if saved is not None:
-            self.start_seq, self.start_frame = saved.next_seq, saved.file_frame
+            self.seq, self.start_frame = saved.next_seq, saved.file_frame
             self.last_seq = saved.next_seq - 1
-        self.source: VideoSource | None = None
         try:
             self.source = open_source(self.camera.source, self.open_timeout_s)
         except FacestreamError as err:
@@ -95,20 +101,25 @@ class CaptureStage(Stage):
             self.log.warning(
                 "camera %s: restarted; continuing at seq %d (file frame %d)",
                 self.camera.id,
-                self.start_seq,
+                self.seq,
                 self.start_frame,
             )
         bus = self.config.bus
         self.pub = self.socket(zmq.XPUB, bind=[endpoint(bus, "frames", self.index).bind])
         self.pub.setsockopt(zmq.XPUB_NODROP, 1)  # a full subscriber queue raises Again: we count it
         self.push = self.socket(zmq.PUSH, bind=[endpoint(bus, "work", self.index).bind])
-        self.subscribers = 0
+
+    def _sockets(self) -> tuple[zmq.Socket[Any], zmq.Socket[Any]]:
+        """The two output sockets (open once on_start has run; the loop never runs before it)."""
+        assert self.pub is not None and self.push is not None, "capture's sockets are opened in on_start"
+        return self.pub, self.push
 
     # --- peers -----------------------------------------------------------------------------
     def _read_subscriptions(self) -> None:
+        pub, _ = self._sockets()
         while True:
             try:
-                msg = self.pub.recv(zmq.NOBLOCK)
+                msg = pub.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
             if msg[:1] == b"\x01":
@@ -118,19 +129,20 @@ class CaptureStage(Stage):
 
     def _wait_for_peers(self) -> None:
         """Hold the first frame until a subscriber and a worker are connected (slow joiner)."""
+        pub, push = self._sockets()
         deadline = time.monotonic() + self.peer_wait_s
         have_sub = have_worker = False
         while not self.stop_event.is_set() and time.monotonic() < deadline:
             poller = zmq.Poller()
             if not have_sub:
-                poller.register(self.pub, zmq.POLLIN)
+                poller.register(pub, zmq.POLLIN)
             if not have_worker:
-                poller.register(self.push, zmq.POLLOUT)
+                poller.register(push, zmq.POLLOUT)
             ready = dict(poller.poll(50))
-            if self.pub in ready:
+            if pub in ready:
                 self._read_subscriptions()
                 have_sub = self.subscribers > 0
-            if self.push in ready:
+            if push in ready:
                 have_worker = True
             if have_sub and have_worker:
                 return
@@ -150,7 +162,7 @@ class CaptureStage(Stage):
         ts = time.time_ns()
         frame = Frame(self.camera.id, seq, ts, stamps={"capture": ts}, image=image, fps=fps)
         parts = frame.to_frames(self.config.bus.jpeg_quality)
-        for sock, hop in ((self.pub, HOP_OVERLAY), (self.push, HOP_DETECT)):
+        for sock, hop in zip(self._sockets(), (HOP_OVERLAY, HOP_DETECT), strict=True):
             try:
                 sock.send_multipart(parts, zmq.NOBLOCK, copy=False)
                 self.metrics.inc_out(self.camera.id)
@@ -165,7 +177,7 @@ class CaptureStage(Stage):
     def _send_eos(self, reason: str, timeout_ms: int) -> None:
         eos = EndOfStream(self.camera.id, max(self.last_seq, 0), time.time_ns(), reason=reason)
         parts = eos.to_frames()
-        for sock, hop in ((self.pub, HOP_OVERLAY), (self.push, HOP_DETECT)):
+        for sock, hop in zip(self._sockets(), (HOP_OVERLAY, HOP_DETECT), strict=True):
             sock.setsockopt(zmq.SNDTIMEO, timeout_ms)
             try:
                 sock.send_multipart(parts)
@@ -175,15 +187,27 @@ class CaptureStage(Stage):
                     "camera %s: end of stream could not be sent on %s (peer full)", self.camera.id, hop
                 )
 
-    # --- the loop --------------------------------------------------------------------------
-    def loop(self) -> None:
-        self._wait_for_peers()
-        reason = self._run_camera()
-        if reason == "camera lost":
-            self.exit_reason = ExitReason.CAMERA_LOST
-            self.exit_detail = (
-                f"camera {self.camera.id} lost: gave up after {self.camera.max_retries} retries"
-            )
+    # --- the loop (bus.stage runs it: capture has no inputs, each tick sends a frame) ---------
+    def tick(self) -> None:
+        if not self._peers_checked:
+            self._peers_checked = True
+            self._wait_for_peers()
+            self._file_frame = self.start_frame
+            self._next_due = time.monotonic()
+            return
+        reason = self._step()
+        if reason is not None:
+            self.end_reason = reason
+            if reason == "camera lost":
+                self.exit_reason = ExitReason.CAMERA_LOST
+                self.exit_detail = (
+                    f"camera {self.camera.id} lost: gave up after {self.camera.max_retries} retries"
+                )
+            self.stop_event.set()
+
+    def finish(self) -> None:
+        """The camera ended or the stage was stopped: the EndOfStream goes to both peers."""
+        reason = self.end_reason
         timeout = 200 if reason == "stopped" else self.eos_timeout_ms
         self._read_subscriptions()
         self._send_eos(reason, timeout)
@@ -212,51 +236,48 @@ class CaptureStage(Stage):
             return min(source.fps, self.camera.fps) if source.fps else self.camera.fps
         return source.fps
 
-    def _run_camera(self) -> str:
-        """Send frames until the source ends; returns the EndOfStream reason."""
+    def _step(self) -> str | None:
+        """Read the next frame and send it when it is due; the EndOfStream reason once the
+        camera ends (None while it goes on). A lost camera is reopened here (see _reopen)."""
         cam = self.camera
-        seq = self.start_seq
-        next_due = time.monotonic()
-        self._file_frame = self.start_frame  # frames of the file's current pass read so far
-        while not self.stop_event.is_set():
-            if cam.max_frames is not None and seq >= cam.max_frames:
-                return "max_frames"
-            source = self.source
-            if source is None:  # the first open after a restart failed
-                if not self._reopen("cannot open it after a restart", first_wait=cam.retry_s):
-                    return "stopped" if self.stop_event.is_set() else "camera lost"
-                continue
-            image = source.read()
-            if image is None:
-                if source.is_live:
-                    if not self._reopen("it stopped delivering frames", first_wait=cam.retry_s):
-                        return "stopped" if self.stop_event.is_set() else "camera lost"
-                    continue
-                if cam.loop and self._file_frame > 0:
-                    self._file_frame = 0
-                    if not self._reopen("", first_wait=0.0):  # a normal replay: no waiting, no report
-                        return "stopped" if self.stop_event.is_set() else "camera lost"
-                    continue
-                return "end of file"
-            self._file_frame += 1
-            now = time.monotonic()
+        if cam.max_frames is not None and self.seq >= cam.max_frames:
+            return "max_frames"
+        source = self.source
+        if source is None:  # the first open after a restart failed
+            return self._reopened("cannot open it after a restart", cam.retry_s)
+        image = source.read()
+        if image is None:
             if source.is_live:
-                # Live cameras set their own pace; camera.fps only thins them out.
-                if cam.fps is not None:
-                    if now < next_due:
-                        continue
-                    next_due = max(next_due + 1.0 / cam.fps, now)
-            else:
-                interval = self._interval(source)
-                if interval > 0:
-                    if next_due > now and self.stop_event.wait(next_due - now):
-                        break
-                    # Fall behind by more than a frame (slow disk, busy host): restart the clock.
-                    next_due = max(next_due + interval, time.monotonic() - interval)
-            self._read_subscriptions()
-            self._send_frame(image, seq, self._out_fps(source))
-            seq += 1
-        return "stopped"
+                return self._reopened("it stopped delivering frames", cam.retry_s)
+            if cam.loop and self._file_frame > 0:
+                self._file_frame = 0
+                return self._reopened("", 0.0)  # a normal replay: no waiting, no report
+            return "end of file"
+        self._file_frame += 1
+        now = time.monotonic()
+        if source.is_live:
+            # Live cameras set their own pace; camera.fps only thins them out.
+            if cam.fps is not None:
+                if now < self._next_due:
+                    return None
+                self._next_due = max(self._next_due + 1.0 / cam.fps, now)
+        else:
+            interval = self._interval(source)
+            if interval > 0:
+                if self._next_due > now and self.stop_event.wait(self._next_due - now):
+                    return "stopped"
+                # Fall behind by more than a frame (slow disk, busy host): restart the clock.
+                self._next_due = max(self._next_due + interval, time.monotonic() - interval)
+        self._read_subscriptions()
+        self._send_frame(image, self.seq, self._out_fps(source))
+        self.seq += 1
+        return None
+
+    def _reopened(self, why: str, first_wait: float) -> str | None:
+        """None once the camera is back; else why it ended (stopped, or lost for good)."""
+        if self._reopen(why, first_wait):
+            return None
+        return "stopped" if self.stop_event.is_set() else "camera lost"
 
     def _reopen(self, why: str, first_wait: float) -> bool:
         """Show the camera as down, back off and reopen it; True once it is up again.
@@ -313,11 +334,9 @@ class CaptureStage(Stage):
             self._down_since = None
 
     def on_stop(self) -> None:
-        source: Any = getattr(self, "source", None)
-        if source is not None:
-            source.close()
+        if self.source is not None:
+            self.source.close()
         self.position.close()
-        for name in ("pub", "push"):
-            sock = getattr(self, name, None)
+        for sock in (self.pub, self.push):
             if sock is not None and not sock.closed:
                 sock.close(linger=CLOSE_LINGER_MS)

@@ -8,18 +8,27 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from analysis.cli import register as register_analysis
 from bus.config import DetectConfig, load_config
 from bus.errors import FacestreamError
 from bus.logs import setup_logging
 from bus.topology import STAGES
+from deploy.keys import register as register_keys
+from trainer.cli import register as register_training
 
 log = logging.getLogger("facestream.cli")
+
 # match.index.INDEX_KINDS, spelled out so that start-up does not import FAISS (a test keeps them equal)
 INDEX_KINDS = ("flat", "hnsw", "ivf", "sketch")
+# Modules of the optional extras (pyproject.toml), so a missing one names the extra to install.
+EXTRAS = {
+    "train": ("tensorflow", "tf2onnx", "keras", "mtcnn", "mlxtend"),
+    "postgres": ("psycopg",),
+}
 
 
 def _analyzer(args: argparse.Namespace):
-    from deploy.faces import FaceAnalyzer
+    from faces.analyzer import FaceAnalyzer
 
     return FaceAnalyzer(DetectConfig(backend=args.detector), model=args.model)
 
@@ -77,7 +86,7 @@ def _print_conversion(gallery: Path, old: str | None, new: str | None) -> None:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from deploy.enroll import convert_gallery, enroll, enroll_from_camera
+    from faces.enroll import convert_gallery, enroll, enroll_from_camera
 
     if args.camera is not None:
         if args.sources:
@@ -131,7 +140,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    from deploy.faces import read_image
+    from faces.images import read_image
     from match.gallery import Gallery, check_threshold
 
     if args.threshold is not None:
@@ -228,13 +237,21 @@ def build_parser() -> argparse.ArgumentParser:
     face_options(p)
     p.set_defaults(func=cmd_identify)
 
-    for module in ("trainer.cli", "analysis.cli", "deploy.keys"):
-        try:
-            register = __import__(module, fromlist=["register"]).register
-        except (ImportError, AttributeError):
-            continue
-        register(sub)
+    # Registered statically: their parsers import nothing heavy (the handlers do), so a broken
+    # import fails here, loudly, instead of turning a command into "invalid choice".
+    register_training(sub)
+    register_analysis(sub)
+    register_keys(sub)
     return parser
+
+
+def missing_module(command: str, exc: ModuleNotFoundError) -> str | None:
+    """One line naming the optional extra a command needs; None for any other missing module."""
+    name = (exc.name or "").split(".")[0]
+    extra = next((e for e, mods in EXTRAS.items() if name in mods), None)
+    if extra is None:
+        return None
+    return f"`facestream {command}` needs {name}, which is not installed: pip install 'facestream[{extra}]'"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -244,6 +261,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except FacestreamError as exc:
         print(f"facestream: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        line = missing_module(args.command, exc)
+        if line is None:
+            raise  # not an optional extra: a broken install, its traceback says where
+        print(f"facestream: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

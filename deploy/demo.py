@@ -17,18 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from bus.config import PipelineConfig, dump_config, parse_config
 from bus.errors import FacestreamError
 from deploy.assets import carphone_video, photo
-from deploy.enroll import enroll, enroll_from_camera
-from deploy.faces import FaceAnalyzer, read_image
 from deploy.ports import free_port, free_port_block
 from deploy.scenes import truth_file
 from deploy.supervisor import Supervisor
 from deploy.truth import TruthScore, load_results, load_truth, score
 from detect.base import Detector
+from faces.analyzer import FaceAnalyzer
+from faces.enroll import enroll, enroll_from_camera
+from faces.images import letterbox, letterbox_transform, read_image
 
 log = logging.getLogger("facestream.demo")
 
@@ -54,25 +54,6 @@ class DemoResult:
     videos: list[Path]
     exit_code: int
     truth: TruthScore  # the photos clip scored against its truth: wrong names, share named right
-
-
-def letterbox_transform(image_size: tuple[int, int], size: tuple[int, int]) -> tuple[float, int, int]:
-    """(scale, x offset, y offset) that letterbox an image of image_size (w, h) into size."""
-    w, h = size
-    iw, ih = image_size
-    scale = min(w / iw, h / ih)
-    return scale, (w - round(iw * scale)) // 2, (h - round(ih * scale)) // 2
-
-
-def letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    w, h = size
-    scale, x0, y0 = letterbox_transform((image.shape[1], image.shape[0]), size)
-    resized = cv2.resize(
-        image, (round(image.shape[1] * scale), round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA
-    )
-    canvas = np.full((h, w, 3), 32, np.uint8)
-    canvas[y0 : y0 + resized.shape[0], x0 : x0 + resized.shape[1]] = resized
-    return canvas
 
 
 def write_slideshow(path: Path, detector: Detector) -> dict[str, object]:

@@ -22,8 +22,8 @@ import numpy as np
 
 from bus.errors import FacestreamError
 from bus.records import Face
-from deploy.faces import read_image
 from detect.base import Detector
+from faces.images import read_image
 
 UNKNOWN = "Unknown"
 SPRITE_CONTEXT = 2.4  # sprite side over face box side: hair, chin and room to roll

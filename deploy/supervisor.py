@@ -84,7 +84,7 @@ def describe_exit(code: int) -> str:
     return f"exit code {code}"
 
 
-def _forward(stream: IO[bytes], sink: IO[bytes]) -> None:
+def forward_log(stream: IO[bytes], sink: IO[bytes]) -> None:
     """Copy a stage's output to its log file or the terminal (only copied, never interpreted)."""
     for line in iter(stream.readline, b""):
         try:
@@ -148,7 +148,7 @@ class Supervisor:
         )
         assert stage.proc.stdout is not None
         stage.reader = threading.Thread(
-            target=_forward, args=(stage.proc.stdout, sink), daemon=True, name=f"log-{stage.label}"
+            target=forward_log, args=(stage.proc.stdout, sink), daemon=True, name=f"log-{stage.label}"
         )
         stage.reader.start()
         stage.finished = False

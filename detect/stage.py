@@ -28,7 +28,7 @@ from prometheus_client import Counter, Gauge
 from bus.config import CameraConfig, PipelineConfig
 from bus.errors import FacestreamError, Failure, WireError
 from bus.records import EndOfStream, FaceCrops, Frame, Record
-from bus.sockets import SMALL_HWM, drain
+from bus.sockets import SMALL_HWM
 from bus.stage import Stage, since_capture_s
 from bus.topology import Endpoint, all_endpoints, endpoint
 from bus.tracks import check_worker
@@ -44,7 +44,7 @@ MAX_WAITING = 10  # frames of one camera taken in order; older ones beyond this 
 class DetectStage(Stage):
     name = "detect"
 
-    pull: zmq.Socket[Any]
+    pull: zmq.Socket[Any]  # opened in on_start
     push: zmq.Socket[Any]
     to_match: zmq.Socket[Any]
 
@@ -127,7 +127,7 @@ class DetectStage(Stage):
             if not queue:
                 del pending[camera]
             self.handle_frame(frame, behind=bool(queue))
-            self.take(self.decode_all(drain(source)), pending)
+            self.take(self.read(source), pending)
 
     def take(self, records: list[Record], pending: dict[str, deque[Frame]]) -> None:
         for record in records:
@@ -146,8 +146,6 @@ class DetectStage(Stage):
                 self.forward_eos(record)
             else:
                 self.reject(WireError("unexpected_kind", f"detect takes frames, got a {record.KIND!r}"))
-        for camera, queue in pending.items():
-            self.metrics.set_camera_depth(camera, len(queue))
 
     # --- one frame ---------------------------------------------------------------------------
     def handle_frame(self, frame: Frame, behind: bool) -> None:

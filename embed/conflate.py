@@ -30,6 +30,7 @@ class Job:
 @dataclass
 class Work:
     record: FaceCrops
+    at: int  # the record's position in the list it came in
     jobs: list[Job] = field(default_factory=list)
 
 
@@ -45,9 +46,9 @@ def _own_jobs(record: FaceCrops) -> dict[int, Job]:
 def keep_all(records: list[FaceCrops]) -> list[Work]:
     """Every frame with its own crops (the backlog fits in one batch)."""
     work = []
-    for rec in records:
+    for i, rec in enumerate(records):
         jobs = _own_jobs(rec)
-        work.append(Work(rec, sorted(jobs.values(), key=lambda j: j.source.crop_index or 0)))
+        work.append(Work(rec, i, sorted(jobs.values(), key=lambda j: j.source.crop_index or 0)))
     return work
 
 
@@ -104,5 +105,5 @@ def conflate(records: list[FaceCrops]) -> tuple[list[Work], list[FaceCrops]]:
         for pos, face in enumerate(rec.faces):
             if pos not in jobs:
                 face.crop_index = None
-        work.append(Work(rec, ordered))
+        work.append(Work(rec, i, ordered))
     return work, dropped

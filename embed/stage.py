@@ -20,7 +20,7 @@ import zmq
 
 from bus.errors import FacestreamError, WireError
 from bus.records import Embeddings, EndOfStream, FaceCrops, Record
-from bus.sockets import SMALL_HWM, drain
+from bus.sockets import SMALL_HWM
 from bus.stage import Stage, since_capture_s
 from bus.topology import endpoint
 from embed.conflate import Work, conflate, crop_count, keep_all, overloaded
@@ -55,54 +55,54 @@ class EmbedStage(Stage):
             left_ms = (deadline - time.monotonic()) * 1000.0
             if left_ms <= 0 or not source.poll(max(1, int(left_ms)), zmq.POLLIN):
                 break
-            first = source.recv_multipart(copy=False)
-            records.extend(self.decode_all(drain(source, first)))
+            records.extend(self.read(source, source.recv_multipart(copy=False)))
         return records
 
     def process_batch(self, records: list[Record], source: zmq.Socket[Any]) -> None:
         records = self._gather(list(records), source)
-        waiting: dict[str, int] = {}
         for rec in records:
             self.metrics.inc_in(rec.camera_id)
-            if isinstance(rec, FaceCrops):
-                waiting[rec.camera_id] = waiting.get(rec.camera_id, 0) + 1
-        for camera, count in waiting.items():
-            self.metrics.set_camera_depth(camera, count)
         frames = [r for r in records if isinstance(r, FaceCrops)]
         if overloaded(frames, self.config.embed.batch_size):
-            work, dropped = conflate(frames)
+            work, _ = conflate(frames)
         else:
-            work, dropped = keep_all(frames), []
-        shed = {id(rec): _without_crops(rec, self.model.model_id, self.model.dim) for rec in dropped}
-        for rec in dropped:
-            self.metrics.drop(rec.camera_id, HOP_IN)
-        vectors, seconds = self._embed_all(work)
+            work = keep_all(frames)
+        kept = {item.at for item in work}
+        embedded = self._embed_all(work)
+        at = 0  # position among `frames`
         for rec in records:
-            if id(rec) in shed:
-                self._send(shed[id(rec)].to_frames(), rec.camera_id)
-            elif isinstance(rec, FaceCrops) and id(rec) in vectors:
-                out = Embeddings(
-                    camera_id=rec.camera_id,
-                    seq=rec.seq,
-                    ts_ns=rec.ts_ns,
-                    stamps={**rec.stamps, "embed": time.time_ns()},
-                    frame_size=rec.frame_size,
-                    faces=rec.faces,
-                    vectors=vectors[id(rec)],
-                    model_id=self.model.model_id,
-                    after=rec.after,
-                )
-                if self._send(out.to_frames(), rec.camera_id):
-                    self.metrics.observe(rec.camera_id, seconds[id(rec)], since_capture_s(rec))
+            if isinstance(rec, FaceCrops):
+                if at not in kept:  # shed: its faces go on without vectors
+                    self.metrics.drop(rec.camera_id, HOP_IN)
+                    shed = _without_crops(rec, self.model.model_id, self.model.dim)
+                    self._send(shed.to_frames(), rec.camera_id)
+                elif at in embedded:
+                    vectors, seconds = embedded[at]
+                    out = Embeddings(
+                        camera_id=rec.camera_id,
+                        seq=rec.seq,
+                        ts_ns=rec.ts_ns,
+                        stamps={**rec.stamps, "embed": time.time_ns()},
+                        frame_size=rec.frame_size,
+                        faces=rec.faces,
+                        vectors=vectors,
+                        model_id=self.model.model_id,
+                        after=rec.after,
+                    )
+                    if self._send(out.to_frames(), rec.camera_id):
+                        self.metrics.observe(rec.camera_id, seconds, since_capture_s(rec))
+                at += 1
             elif isinstance(rec, EndOfStream) and not self._send(rec.to_frames(), rec.camera_id):
                 self.log.warning("end of stream of %s dropped: match is not keeping up", rec.camera_id)
             # other kinds do not belong on this hop; they were counted in and are ignored
 
-    def _embed_all(self, work: list[Work]) -> tuple[dict[int, np.ndarray], dict[int, float]]:
-        """One model call for every crop of every frame; rows split back per frame by crop_index."""
+    def _embed_all(self, work: list[Work]) -> dict[int, tuple[np.ndarray, float]]:
+        """One model call for every crop of every frame; rows split back per frame by crop_index.
+        Returns (vectors, seconds of the call it is charged) by the frame's position (Work.at);
+        a frame whose faces cannot be aligned is rejected and left out."""
         start = time.perf_counter()
         aligned: list[np.ndarray] = []
-        owners: list[tuple[FaceCrops, int]] = []  # (frame, first row in `aligned`)
+        owners: list[tuple[Work, int]] = []  # (frame, first row in `aligned`)
         for item in work:
             rec = item.record
             try:
@@ -112,18 +112,16 @@ class EmbedStage(Stage):
             except FacestreamError as exc:  # e.g. an empty box and no landmarks: drop this frame only
                 self.reject(WireError("bad_face", f"{rec.camera_id} frame {rec.seq}: {exc}"))
                 continue
-            owners.append((rec, len(aligned)))
+            owners.append((item, len(aligned)))
             aligned.extend(mine)
         rows = self.model.embed(aligned, self.config.embed.batch_size)
         elapsed = time.perf_counter() - start
         total = max(1, len(aligned))
-        vectors: dict[int, np.ndarray] = {}
-        seconds: dict[int, float] = {}
-        for rec, first in owners:
-            n = sum(1 for f in rec.faces if f.crop_index is not None)
-            vectors[id(rec)] = np.ascontiguousarray(rows[first : first + n])
-            seconds[id(rec)] = elapsed * n / total
-        return vectors, seconds
+        embedded: dict[int, tuple[np.ndarray, float]] = {}
+        for item, first in owners:
+            n = sum(1 for f in item.record.faces if f.crop_index is not None)
+            embedded[item.at] = (np.ascontiguousarray(rows[first : first + n]), elapsed * n / total)
+        return embedded
 
     def _send(self, frames: list[bytes | memoryview], camera: str) -> bool:
         try:

@@ -9,10 +9,12 @@ this loop never waits on disk or on the network, and so never makes capture drop
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import zmq
 
+from bus.config import PipelineConfig
 from bus.errors import FacestreamError
 from bus.records import EndOfStream, Frame, MatchResult, Record
 from bus.stage import Stage, since_capture_s
@@ -33,21 +35,27 @@ class EventsStage(Stage):
     name: ClassVar[str] = "events"
     poll_ms: ClassVar[int] = 50
 
-    store: EventStore
-    writer: StoreWriter
-
-    def on_start(self) -> None:
-        cfg = self.config.events
-        if cfg is None:
+    def __init__(self, config: PipelineConfig, index: int = 0, ready_file: Path | None = None) -> None:
+        super().__init__(config, index, ready_file)
+        if config.events is None:
             raise FacestreamError("the events stage needs an `events:` section in the config")
-        self.events_config = cfg
-        self.store = EventStore.open(cfg)
-        self.log.info("sightings in %s (schema %d)", self.store.where, self.store.version())
-        self.book = SightingBook(cfg.end_after_s)
+        self.events_config = config.events
+        self.book = SightingBook(self.events_config.end_after_s)
         self.join = FrameJoin()
-        self.writer = StoreWriter(self.store, cfg, self.log)
+        self.store: EventStore | None = None
+        self.writer: StoreWriter | None = None
         self.subscribed: set[str] = set()
         self.frames_read = 0  # frames received for snapshots (the cost events puts on capture)
+        self._next_flush = 0.0
+        self._cycle_end = 0.0
+        self.results: zmq.Socket[Any] | None = None
+        self.frames: zmq.Socket[Any] | None = None
+
+    def on_start(self) -> None:
+        cfg = self.events_config
+        self.store = EventStore.open(cfg)
+        self.log.info("sightings in %s (schema %d)", self.store.where, self.store.version())
+        self.writer = StoreWriter(self.store, cfg, self.log)
         self._next_flush = time.monotonic() + cfg.flush_s
         bus = self.config.bus
         self.results = self.socket(
@@ -57,6 +65,10 @@ class EventsStage(Stage):
         frames = [e.connect for e in all_endpoints(self.config, "frames")]
         self.frames = self.socket(zmq.SUB, connect=frames, hwm=FRAME_HWM)
         self.inputs.extend([self.results, self.frames])
+
+    def _writer(self) -> StoreWriter:
+        assert self.writer is not None, "the writer starts in on_start; the loop never runs before it"
+        return self.writer
 
     def process(self, record: Record, source: zmq.Socket[Any]) -> None:
         now = time.monotonic()
@@ -90,14 +102,15 @@ class EventsStage(Stage):
             if region.size:
                 sighting.snapshot_quality = quality
                 self.join.satisfied(frame.camera_id, sighting.uid)
-                self.writer.snapshot(update, region, quality)
+                self._writer().snapshot(update, region, quality)
                 self.metrics.inc_out(frame.camera_id)
 
     def _write(self, people: list[Sighting]) -> None:
-        self.writer.upsert([u for u in (s.update() for s in people) if u is not None])
+        self._writer().upsert([u for u in (s.update() for s in people) if u is not None])
 
     def _subscribe(self, now: float) -> None:
         wanted = self.join.wanted(now)
+        assert self.frames is not None, "opened in on_start"
         for camera_id in wanted - self.subscribed:
             self.frames.setsockopt(zmq.SUBSCRIBE, topic_of(camera_id))
         for camera_id in self.subscribed - wanted:
@@ -116,10 +129,9 @@ class EventsStage(Stage):
         self._cycle_end = time.monotonic() + CYCLE_S
 
     def on_stop(self) -> None:
-        book = getattr(self, "book", None)
-        writer = getattr(self, "writer", None)
-        if book is not None and writer is not None:
-            self._write([s for people in book.live.values() for s in people])
+        writer = self.writer
+        if writer is not None:
+            self._write([s for people in self.book.live.values() for s in people])
             writer.close()
             self.log.info(
                 "read %d frames; wrote %d sighting rows and %d snapshots (%d writes dropped, %d snapshots failed)",
@@ -129,6 +141,5 @@ class EventsStage(Stage):
                 writer.dropped,
                 writer.failed_snapshots,
             )
-        store = getattr(self, "store", None)
-        if store is not None:
-            store.close()
+        if self.store is not None:
+            self.store.close()

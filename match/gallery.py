@@ -107,6 +107,11 @@ class Gallery:
 
     # --- contents ---------------------------------------------------------------------------
     @property
+    def index(self) -> VectorIndex:
+        """The FAISS index over the vectors (it may be stale until the next search)."""
+        return self._index
+
+    @property
     def _vectors(self) -> np.ndarray:
         return self._buffer[: len(self._names)]
 

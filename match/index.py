@@ -50,6 +50,12 @@ class VectorIndex:
         self._index: faiss.Index | None = None
         self._quantizer: faiss.Index | None = None  # kept alive: IVF does not own it
 
+    @property
+    def lists(self) -> int | None:
+        """IVF: how many inverted lists the built index has (None for other kinds or unbuilt)."""
+        nlist = getattr(self._index, "nlist", None)
+        return None if nlist is None else int(nlist)
+
     def build(self, vectors: np.ndarray) -> None:
         self.rows = 0
         self._index = None

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import faiss
 import numpy as np
 import zmq
 
+from bus.config import PipelineConfig
 from bus.errors import FacestreamError, WireError
 from bus.records import Embeddings, EndOfStream, FaceCrops, MatchResult, Record
 from bus.sockets import SMALL_HWM
@@ -39,8 +41,20 @@ RELOAD_CHECK_S = 1.0
 class MatchStage(Stage):
     name: ClassVar[str] = "match"
 
-    gallery: Gallery
+    gallery: Gallery  # opened in on_start, with the sockets
     _pub: zmq.Socket[Any]
+
+    def __init__(self, config: PipelineConfig, index: int = 0, ready_file: Path | None = None) -> None:
+        super().__init__(config, index, ready_file)
+        self.names = TrackNames(
+            window=config.match.vote_window,
+            max_age_s=config.detect.track_max_age_s,
+            link_iou=config.detect.track_iou,
+        )
+        self.order = InOrder(wait_s=config.match.reorder_wait_s)
+        self._published: dict[str, int] = {}  # results sent per camera (MatchResult.published)
+        self._signature: tuple[int, int, int] | None = None  # the gallery file's, when last loaded
+        self._last_check = 0.0
 
     def on_start(self) -> None:
         # One search thread by default: a match process shares the host with the other stages,
@@ -58,13 +72,6 @@ class MatchStage(Stage):
             len(self.gallery),
             self.gallery.model_id,
         )
-        self.names = TrackNames(
-            window=self.config.match.vote_window,
-            max_age_s=self.config.detect.track_max_age_s,
-            link_iou=self.config.detect.track_iou,
-        )
-        self._published: dict[str, int] = {}
-        self.order = InOrder(wait_s=self.config.match.reorder_wait_s)
         pull = self.socket(zmq.PULL, bind=[endpoint(self.config.bus, "match_in").bind], hwm=SMALL_HWM)
         self._pub = self.socket(zmq.PUB, bind=[endpoint(self.config.bus, "results").bind], hwm=SMALL_HWM)
         self.inputs.append(pull)
@@ -75,12 +82,8 @@ class MatchStage(Stage):
         return self.gallery.threshold if configured is None else configured
 
     def process_batch(self, records: list[Record], source: zmq.Socket[Any]) -> None:
-        waiting: dict[str, int] = {}
         for record in records:
             self.metrics.inc_in(record.camera_id)
-            waiting[record.camera_id] = waiting.get(record.camera_id, 0) + 1
-        for camera, count in waiting.items():
-            self.metrics.set_camera_depth(camera, count)
         now = time.monotonic()
         ready: list[Embeddings | EndOfStream] = []
         for record in records:
@@ -100,16 +103,18 @@ class MatchStage(Stage):
         """One gallery search for all of them, then each published in order."""
         usable = [r for r in records if isinstance(r, Embeddings)]
         started = time.perf_counter()
-        found = self._search(usable)
+        found = iter(self._search(usable))
         search_s = time.perf_counter() - started
         share = search_s / max(1, len(usable))
         for record in records:
             if isinstance(record, EndOfStream):
                 self.names.end(record.camera_id)
                 self._send(record.to_frames(), record.camera_id)
-            elif id(record) in found:
+                continue
+            identities = next(found)
+            if identities is not None:
                 begun = time.perf_counter()
-                self._publish(record, found[id(record)])
+                self._publish(record, identities)
                 self.metrics.observe(
                     record.camera_id, share + time.perf_counter() - begun, since_capture_s(record)
                 )
@@ -149,27 +154,30 @@ class MatchStage(Stage):
             return False
         return True
 
-    def _search(self, records: list[Embeddings]) -> dict[int, list[Identity]]:
-        """One gallery search for the vectors of every record; a bad record is rejected alone."""
-        with_rows = [r for r in records if r.vectors.shape[0]]
-        found: dict[int, list[Identity]] = {id(r): [] for r in records if not r.vectors.shape[0]}
+    def _search(self, records: list[Embeddings]) -> list[list[Identity] | None]:
+        """One gallery search for the vectors of every record: each record's identities, in
+        order (None for a bad record, which is rejected alone)."""
+        found: list[list[Identity] | None] = [[] for _ in records]
+        with_rows = [i for i, r in enumerate(records) if r.vectors.shape[0]]
         if not with_rows:
             return found
         threshold = self.threshold
         try:
-            rows = self.gallery.identify(np.concatenate([r.vectors for r in with_rows]), threshold)
+            rows = self.gallery.identify(np.concatenate([records[i].vectors for i in with_rows]), threshold)
         except FacestreamError:  # e.g. an all-zero vector: find which message it was
             rows = None
         first = 0
-        for record in with_rows:
-            n = record.vectors.shape[0]
+        for i in with_rows:
+            vectors = records[i].vectors
+            n = vectors.shape[0]
             if rows is not None:
-                found[id(record)] = rows[first : first + n]
+                found[i] = rows[first : first + n]
                 first += n
                 continue
             try:
-                found[id(record)] = self.gallery.identify(record.vectors, threshold)
+                found[i] = self.gallery.identify(vectors, threshold)
             except FacestreamError as exc:  # the message is bad, not the stage
+                found[i] = None
                 self.reject(WireError("bad_payload", str(exc)))
         return found
 

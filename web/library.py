@@ -25,7 +25,7 @@ import numpy as np
 
 from bus.config import PipelineConfig
 from bus.errors import FacestreamError
-from deploy.faces import FaceAnalyzer
+from faces.analyzer import FaceAnalyzer
 from match.gallery import UNKNOWN, Gallery
 from match.gallery import check_name as _gallery_check_name
 

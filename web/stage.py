@@ -9,11 +9,13 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import uvicorn
 import zmq
 
+from bus.config import PipelineConfig
 from bus.errors import FacestreamError
 from bus.records import Record
 from bus.stage import Stage
@@ -51,13 +53,23 @@ def console_url(host: str, port: int) -> str:
 class WebStage(Stage):
     name: ClassVar[str] = "web"
 
-    def on_start(self) -> None:
-        cfg, events = self.config.web, self.config.events
-        if cfg is None or events is None:
+    def __init__(self, config: PipelineConfig, index: int = 0, ready_file: Path | None = None) -> None:
+        super().__init__(config, index, ready_file)
+        if config.web is None or config.events is None:
             raise FacestreamError("the web stage needs a `web:` section in the config")
+        self.web_config, self.events_config = config.web, config.events
+        self.live = LiveState([c.id for c in config.cameras])
+        self.url = console_url(config.web.host, config.web.port)
+        self.store: EventStore | None = None
+        self.health: HealthScraper | None = None
+        self.sock: socket.socket | None = None
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
+
+    def on_start(self) -> None:
+        cfg, events = self.web_config, self.events_config
         tokens = resolve_tokens(cfg)
         self.store = EventStore.open(events)  # creates or migrates it if events has not yet
-        self.live = LiveState([c.id for c in self.config.cameras])
         self.health = HealthScraper(self.config).start()
         ov = self.config.overlay
         mjpeg_host = "127.0.0.1" if ov.mjpeg_host in ("0.0.0.0", "::", "") else ov.mjpeg_host
@@ -79,16 +91,15 @@ class WebStage(Stage):
             timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         )
         self.server = uvicorn.Server(server_config)
-        self.thread = threading.Thread(
+        thread = self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, name="http", daemon=True
         )
-        self.thread.start()
+        thread.start()
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
+            if not thread.is_alive() or time.monotonic() > deadline:
                 raise FacestreamError(f"the console's HTTP server did not start on {cfg.host}:{cfg.port}")
             time.sleep(0.02)
-        self.url = console_url(cfg.host, cfg.port)
         self.log.info("console on %s%s", self.url, " (token required)" if tokens.required else "")
         results = self.socket(zmq.SUB, connect=[endpoint(self.config.bus, "results").connect], subscribe=b"")
         self.inputs.append(results)
@@ -98,16 +109,12 @@ class WebStage(Stage):
         self.live.observe(record)
 
     def on_stop(self) -> None:
-        server = getattr(self, "server", None)
-        if server is not None:
-            server.should_exit = True
+        if self.server is not None and self.thread is not None:
+            self.server.should_exit = True
             self.thread.join(SHUTDOWN_GRACE_S + 5)
-        sock = getattr(self, "sock", None)
-        if sock is not None:
-            sock.close()
-        health = getattr(self, "health", None)
-        if health is not None:
-            health.stop()
-        store = getattr(self, "store", None)
-        if store is not None:
-            store.close()
+        if self.sock is not None:
+            self.sock.close()
+        if self.health is not None:
+            self.health.stop()
+        if self.store is not None:
+            self.store.close()

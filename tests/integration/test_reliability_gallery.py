@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from deploy.faces import read_image
+from faces.images import read_image
 from match.gallery import Gallery
 from tests.conftest import REPO, facestream
 
@@ -110,28 +110,44 @@ def test_kill_9_while_enrolling_keeps_the_previous_gallery(tmp_path: Path, photo
     assert done.counts()["macron"] == 25
 
 
+def _kill_near_the_end(gallery: Path, folder: Path, photos_done: int, delay: float) -> None:
+    """Enroll the folder and kill -9 `delay` s after `photos_done` photos (unless it ended)."""
+    run = Enrolling(gallery, folder)
+    deadline = time.monotonic() + 180
+    while run.done < photos_done and run.proc.poll() is None:
+        assert time.monotonic() < deadline, "enrollment made no progress"
+        time.sleep(0.002)
+    time.sleep(delay)  # not a wait for anything: the delay is where the kill lands
+    if run.proc.poll() is None:
+        run.proc.send_signal(signal.SIGKILL)
+    run.proc.wait(30)
+
+
 def test_kill_9_around_the_final_save_leaves_old_or_new_never_half(tmp_path: Path, photos: Path) -> None:
     gallery = tmp_path / "gallery.fsg"
     assert facestream(["enroll", str(gallery), str(photos / "sunak_1.jpg"), "-q"]).returncode == 0
-    before = gallery.read_bytes()
+    old = gallery.read_bytes()
     folder = tmp_path / "big"
     total = _big_folder(photos, folder, copies=12)
-    outcomes = set()
-    for delay in (0.0, 0.02, 0.1):
-        run = Enrolling(gallery, folder)
-        deadline = time.monotonic() + 180
-        while run.done < total and run.proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.002)
-        time.sleep(delay)  # the save happens right after the last photo
-        if run.proc.poll() is None:
-            run.proc.send_signal(signal.SIGKILL)
-        run.proc.wait(30)
+    # The kill moves across the save until it has landed on both sides of it: later after an
+    # "old" outcome, earlier after a "new" one; the test fails unless both were seen.
+    outcomes: list[tuple[int, float, str]] = []
+    early, delay = 0, 0.0  # kill `early` photos before the end, `delay` s after that
+    for _ in range(12):
+        gallery.write_bytes(old)  # every try starts from the same one-person gallery
+        _kill_near_the_end(gallery, folder, total - early, delay)
         g = Gallery.load(gallery)  # never corrupt
         assert stat.S_IMODE(gallery.stat().st_mode) == 0o600
-        outcomes.add("old" if gallery.read_bytes() == before else "new")
-        assert g.names == ["sunak"] or set(g.names) == set(PEOPLE)
-        if outcomes == {"new"}:
-            before = gallery.read_bytes()  # from now on "old" means this one
+        outcome = "old" if gallery.read_bytes() == old else "new"
+        assert g.names == ["sunak"] if outcome == "old" else set(g.names) == {"sunak", *PEOPLE}
+        outcomes.append((early, delay, outcome))
+        if {o for *_, o in outcomes} == {"old", "new"}:
+            break
+        if outcome == "new":
+            early, delay = early + 1, 0.0
+        else:
+            delay = delay * 2 if delay else 0.005
+    assert {o for *_, o in outcomes} == {"old", "new"}, outcomes
     # A kill inside the save can leave its temp file behind (nothing runs after kill -9): it is
     # never read as the gallery, and it is owner-only like the gallery itself.
     for leftover in tmp_path.glob(".gallery.fsg.*.tmp"):

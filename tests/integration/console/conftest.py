@@ -25,10 +25,10 @@ import yaml
 
 from bus.topology import STAGES
 from deploy.assets import carphone_video
-from deploy.demo import letterbox
-from deploy.enroll import enroll
-from deploy.faces import FaceAnalyzer, read_image
 from deploy.ports import free_port, free_port_block
+from faces.analyzer import FaceAnalyzer
+from faces.enroll import enroll
+from faces.images import letterbox, read_image
 from tests.conftest import PHOTOS, REPO, free_base_port
 
 WRITE = "write-token-0123456789abcdef"

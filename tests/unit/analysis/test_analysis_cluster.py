@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from analysis.clustering import inverse_purity, purity
-from deploy.enroll import enrollment_items
+from faces.enroll import enrollment_items
 from tests.unit.analysis.conftest import layout, run_cli
 from tests.unit.analysis.test_analysis_calibrate import assert_png
 

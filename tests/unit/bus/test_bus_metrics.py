@@ -3,7 +3,6 @@ come with them, and processing errors are counted apart from malformed messages.
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from bus.sockets import make_socket
 from bus.topology import STAGES, endpoint
 from deploy.stages import stage_class
 from detect.stage import DetectStage
+from tests.stage_thread import running_stage, wait_for
 
 
 def _config(tmp_path: Path) -> Any:
@@ -30,6 +30,9 @@ def _config(tmp_path: Path) -> Any:
             "cameras": [{"id": "door", "source": "x.mp4"}, {"id": "yard", "source": "y.mp4"}],
             "match": {"gallery": str(tmp_path / "g.fsg")},
             "bus": {"transport": "ipc", "ipc_dir": str(tmp_path)},
+            "events": {"data_dir": str(tmp_path / "data")},  # every stage can be built
+            "web": {},
+            "overlay": {"mjpeg_port": 8080},  # the console needs one; nothing is served here
         }
     )
 
@@ -90,18 +93,16 @@ def test_a_detector_failure_is_an_error_not_a_malformed_message(
         monkeypatch.setattr(stage.detector, "detect", broken)
 
     monkeypatch.setattr(stage, "on_start", start_with_a_broken_detector)
-    thread = threading.Thread(target=stage.run, daemon=True)
-    thread.start()
+    errors = {"stage": "detect", "worker": "0", "kind": Failure.DETECT_FAILED.value}
+
+    def counted() -> bool:
+        image = np.zeros((48, 64, 3), np.uint8)
+        push.send_multipart(Frame("door", 0, time.time_ns(), image=image).to_frames())
+        return bool(stage.metrics.registry.get_sample_value("facestream_errors_total", errors))
+
     try:
-        deadline = time.monotonic() + 60
-        errors = {"stage": "detect", "worker": "0", "kind": Failure.DETECT_FAILED.value}
-        while not stage.metrics.registry.get_sample_value("facestream_errors_total", errors):
-            assert time.monotonic() < deadline and thread.is_alive()
-            image = np.zeros((48, 64, 3), np.uint8)
-            push.send_multipart(Frame("door", 0, time.time_ns(), image=image).to_frames())
-            time.sleep(0.1)
+        with running_stage(stage, timeout=60):
+            wait_for(counted, 60, "the detector's failure was never counted", every=0.1)
     finally:
-        stage.request_stop()
-        thread.join(10)
         ctx.destroy(linger=0)
     assert stage.metrics.total("facestream_malformed") == 0

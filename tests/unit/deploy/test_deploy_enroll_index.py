@@ -10,7 +10,7 @@ import pytest
 
 from bus.errors import FacestreamError
 from deploy.cli import INDEX_KINDS as CLI_KINDS
-from deploy.enroll import convert_gallery
+from faces.enroll import convert_gallery
 from match.gallery import Gallery
 from match.index import INDEX_KINDS
 from tests.conftest import facestream

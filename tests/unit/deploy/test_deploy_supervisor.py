@@ -17,7 +17,7 @@ from bus.errors import EXIT_CODES, ExitReason, FacestreamError
 from deploy import stage_main
 from deploy import supervisor as supervisor_module
 from deploy.stage_main import StageExit, run_stage
-from deploy.supervisor import Supervisor, _forward, describe_exit
+from deploy.supervisor import Supervisor, describe_exit, forward_log
 from tests.conftest import REPO
 
 
@@ -98,7 +98,7 @@ def test_no_exit_file_means_no_reason(tmp_path: Path) -> None:
 
 def test_output_is_passed_on_unchanged() -> None:
     sink = io.BytesIO()
-    _forward(io.BytesIO(b"line one\n[ WARN:0@1.0] native\nTraceback (most recent call last):\n"), sink)
+    forward_log(io.BytesIO(b"line one\n[ WARN:0@1.0] native\nTraceback (most recent call last):\n"), sink)
     assert sink.getvalue() == b"line one\n[ WARN:0@1.0] native\nTraceback (most recent call last):\n"
 
 

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bus.config import BusConfig, CameraConfig, MatchConfig, MetricsConfig, PipelineConfig
 from bus.records import EndOfStream, FaceCrops, Frame
-from tests.unit.detect.test_detect_stage import _value, running
+from tests.unit.detect.stage_io import counter_value, running
 
 CAM = "cam0"
 DETECT_OFFSET = 100  # bus/stage.py: detect worker i serves on metrics.base_port + 100 + i
@@ -65,7 +65,10 @@ def test_metrics_endpoint_of_a_running_stage(tmp_path: Path, carphone: list[np.n
         io.send(EndOfStream(CAM, 44, time.time_ns()))
         outs, ended = 0, False
         # The end goes through embed, faces-only frames straight to match: wait for both.
-        while not ended or outs + _value(stage, "facestream_drops", camera=CAM, hop="capture->detect") < 40:
+        while (
+            not ended
+            or outs + counter_value(stage, "facestream_drops", camera=CAM, hop="capture->detect") < 40
+        ):
             if isinstance(io.recv(), EndOfStream):
                 ended = True
             else:

@@ -2,99 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import pytest
-import zmq
 
-from bus.config import BusConfig, CameraConfig, DetectConfig, MatchConfig, PipelineConfig
 from bus.errors import FacestreamError
-from bus.records import EndOfStream, FaceCrops, Frame, Record, record_from_message
-from bus.sockets import make_socket
-from bus.topology import endpoint
-from bus.wire import decode
+from bus.records import EndOfStream, FaceCrops, Frame
 from detect.stage import DetectStage
-
-CAM = "cam0"
-
-
-def _config(tmp_path: Path, **detect: Any) -> PipelineConfig:
-    return PipelineConfig(
-        cameras=[CameraConfig(id=CAM, source="carphone.mp4")],
-        bus=BusConfig(transport="ipc", ipc_dir=tmp_path / "ipc"),
-        detect=DetectConfig(**detect),
-        match=MatchConfig(gallery=tmp_path / "gallery"),
-    )
-
-
-class Harness:
-    """The test plays capture (binds "work"), embed (binds "embed_in") and match ("match_in")."""
-
-    def __init__(self, cfg: PipelineConfig) -> None:
-        self.ctx: zmq.Context[Any] = zmq.Context()
-        self.push = make_socket(self.ctx, zmq.PUSH, cfg.bus, bind=[endpoint(cfg.bus, "work", 0).bind])
-        self.pull = make_socket(
-            self.ctx, zmq.PULL, cfg.bus, bind=[endpoint(cfg.bus, "embed_in", 0).bind], hwm=10_000
-        )
-        self.match = make_socket(
-            self.ctx, zmq.PULL, cfg.bus, bind=[endpoint(cfg.bus, "match_in").bind], hwm=10_000
-        )
-        self.poller = zmq.Poller()
-        self.poller.register(self.pull, zmq.POLLIN)
-        self.poller.register(self.match, zmq.POLLIN)
-        self.last_path = ""  # "embed" or "match": where the last received record came from
-
-    def send(self, record: Frame | EndOfStream | FaceCrops, jpeg: int | None = None) -> None:
-        frames = record.to_frames(jpeg) if isinstance(record, Frame) else record.to_frames()
-        self.push.send_multipart(frames, copy=False)
-
-    def recv(self, timeout_s: float = 20.0) -> Record:
-        """The next record detect sent, to embed or straight to match."""
-        ready = dict(self.poller.poll(int(timeout_s * 1000)))
-        assert ready, "no output from the detect stage"
-        sock = self.pull if self.pull in ready else self.match
-        self.last_path = "embed" if sock is self.pull else "match"
-        return record_from_message(decode(sock.recv_multipart()))
-
-    def close(self) -> None:
-        self.ctx.destroy(linger=0)
-
-
-@contextmanager
-def running(cfg: PipelineConfig, tmp_path: Path) -> Iterator[tuple[DetectStage, Harness]]:
-    harness = Harness(cfg)
-    ready = tmp_path / "ready"
-    stage = DetectStage(cfg, ready_file=ready)
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            stage.run()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not ready.exists() and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
-        assert ready.exists(), f"stage did not start: {errors}"
-        yield stage, harness
-    finally:
-        stage.request_stop()
-        thread.join(10)
-        harness.close()
-        assert not thread.is_alive(), "stage did not stop"
-    if errors:
-        raise errors[0]
+from tests.unit.detect.stage_io import CAM, counter_value, detect_config, running
 
 
 def _frame(seq: int, image: np.ndarray) -> Frame:
@@ -103,13 +21,8 @@ def _frame(seq: int, image: np.ndarray) -> Frame:
     )
 
 
-def _value(stage: DetectStage, name: str, **labels: str) -> float:
-    full = {"stage": "detect", "worker": "0", **labels}
-    return stage.metrics.registry.get_sample_value(f"{name}_total", full) or 0.0
-
-
 def test_frames_in_face_crops_out(tmp_path: Path, carphone: list[np.ndarray]) -> None:
-    cfg = _config(tmp_path, track=False)  # untracked: every face of every frame is cropped
+    cfg = detect_config(tmp_path, track=False)  # untracked: every face of every frame is cropped
     seqs = list(range(0, 120, 12))
     with running(cfg, tmp_path) as (stage, io):
         for seq in seqs:
@@ -139,8 +52,8 @@ def test_frames_in_face_crops_out(tmp_path: Path, carphone: list[np.ndarray]) ->
         eos = io.recv()
         assert isinstance(eos, EndOfStream) and eos.seq == 200 and io.last_path == "embed"
     n = len(seqs) + 2
-    assert _value(stage, "facestream_messages_in", camera=CAM) == n
-    assert _value(stage, "facestream_messages_out", camera=CAM) == n
+    assert counter_value(stage, "facestream_messages_in", camera=CAM) == n
+    assert counter_value(stage, "facestream_messages_out", camera=CAM) == n
     assert stage.metrics.total("facestream_drops") == 0
     assert (
         stage.metrics.registry.get_sample_value(
@@ -151,7 +64,7 @@ def test_frames_in_face_crops_out(tmp_path: Path, carphone: list[np.ndarray]) ->
 
 
 def test_drop_oldest_under_a_burst(tmp_path: Path, carphone: list[np.ndarray]) -> None:
-    cfg = _config(tmp_path)
+    cfg = detect_config(tmp_path)
     # 704x576 frames (scaled down to 640 inside YuNet) take several ms each; sending takes far less.
     big = [cv2.resize(f, (704, 576)) for f in carphone[:60]]
     with running(cfg, tmp_path) as (stage, io):
@@ -163,7 +76,8 @@ def test_drop_oldest_under_a_burst(tmp_path: Path, carphone: list[np.ndarray]) -
         # Frames and the end travel on two paths (crops to embed, the rest to match): read both
         # until the end came and every frame is either out or counted as dropped.
         while (
-            not ended or len(outs) + _value(stage, "facestream_drops", camera=CAM, hop="capture->detect") < 60
+            not ended
+            or len(outs) + counter_value(stage, "facestream_drops", camera=CAM, hop="capture->detect") < 60
         ):
             rec = io.recv()
             if isinstance(rec, EndOfStream):
@@ -173,7 +87,7 @@ def test_drop_oldest_under_a_burst(tmp_path: Path, carphone: list[np.ndarray]) -
             outs.append(rec)
     outs.sort(key=lambda o: o.seq)
     seqs = [o.seq for o in outs]
-    dropped = _value(stage, "facestream_drops", camera=CAM, hop="capture->detect")
+    dropped = counter_value(stage, "facestream_drops", camera=CAM, hop="capture->detect")
     assert 0 < len(outs) < 60, seqs
     assert seqs == sorted(set(seqs)), seqs
     assert seqs[-1] == 59  # the newest frame is never the one dropped
@@ -183,7 +97,7 @@ def test_drop_oldest_under_a_burst(tmp_path: Path, carphone: list[np.ndarray]) -
 
 
 def test_garbage_is_counted_and_the_stage_goes_on(tmp_path: Path, carphone: list[np.ndarray]) -> None:
-    cfg = _config(tmp_path)
+    cfg = detect_config(tmp_path)
     good = _frame(7, carphone[7])
     frames = [bytes(f) for f in good.to_frames()]
     wrong_size = [frames[0], frames[1], frames[2][:-10]]
@@ -209,6 +123,6 @@ def test_garbage_is_counted_and_the_stage_goes_on(tmp_path: Path, carphone: list
 
 
 def test_detector_is_built_before_sockets(tmp_path: Path) -> None:
-    cfg = _config(tmp_path, backend="mtcnn", mtcnn_dir=str(tmp_path / "no-such-folder"))
+    cfg = detect_config(tmp_path, backend="mtcnn", mtcnn_dir=str(tmp_path / "no-such-folder"))
     with pytest.raises(FacestreamError, match="mtcnn_dir"):
         DetectStage(cfg)  # fails when the stage is made, before any socket exists

@@ -10,7 +10,7 @@ import numpy as np
 
 from bus.config import BusConfig, CameraConfig, DetectConfig, MatchConfig, PipelineConfig
 from bus.records import EndOfStream, FaceCrops, Frame
-from tests.unit.detect.test_detect_stage import running
+from tests.unit.detect.stage_io import running
 
 CAM = "cam0"
 FRAME_NS = 33_366_700  # 29.97 fps

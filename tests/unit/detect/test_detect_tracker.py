@@ -10,11 +10,11 @@ from bus.errors import FacestreamError
 from bus.geometry import box_iou as iou
 from bus.records import Face
 from bus.tracks import TRACK_ID_STRIDE
-from deploy.demo import letterbox
 from detect.follow import make_template
 from detect.quality import face_quality
 from detect.tracker import Observation, Tracker, observe, thumbnail
 from detect.yunet import YuNetDetector
+from faces.images import letterbox
 
 
 def _face(x: float, y: float, side: float = 100.0) -> Face:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from bus.topology import endpoint
 from bus.wire import decode
 from embed.model import EmbeddingModel
 from embed.stage import EmbedStage
+from tests.stage_thread import StageThread, wait_for
 
 from .conftest import Detection
 
@@ -45,23 +45,11 @@ class Harness:
         self.pull.setsockopt(zmq.LINGER, 0)
         self.pull.bind(endpoint(config.bus, "match_in").bind)
         self.stage = EmbedStage(config, 0, ready_file=tmp_path / "ready")
-        self.error: list[BaseException] = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + TIMEOUT_MS / 1000
-        while not (tmp_path / "ready").exists():
-            assert not self.error, self.error
-            assert time.monotonic() < deadline, "stage did not start"
-            time.sleep(0.02)
+        self.runner = StageThread(self.stage).start()
+        self.runner.wait_ready(TIMEOUT_MS / 1000)
         self.push = self.ctx.socket(zmq.PUSH)
         self.push.setsockopt(zmq.LINGER, 0)
         self.push.connect(endpoint(config.bus, "embed_in", 0).connect)
-
-    def _run(self) -> None:
-        try:
-            self.stage.run()
-        except BaseException as exc:
-            self.error.append(exc)
 
     def send(self, frames: list[Any]) -> None:
         self.push.send_multipart(frames, copy=False)
@@ -71,11 +59,10 @@ class Harness:
         return record_from_message(decode(self.pull.recv_multipart()))
 
     def close(self) -> None:
-        self.stage.request_stop()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive()
-        self.ctx.destroy(linger=0)
-        assert not self.error, self.error
+        try:
+            self.runner.stop(30)
+        finally:
+            self.ctx.destroy(linger=0)
 
 
 @pytest.fixture
@@ -172,9 +159,10 @@ def test_empty_frames_eos_and_garbage(harness: Harness, detections: dict[str, De
     got = harness.receive()
     assert isinstance(got, Embeddings) and got.seq == 9 and got.vectors.shape == (1, 128)
     metrics = harness.stage.metrics
-    deadline = time.monotonic() + 10  # the stage counts a message just after sending it
-    while metrics.total("facestream_messages_out") < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    # the stage counts a message just after sending it
+    wait_for(
+        lambda: metrics.total("facestream_messages_out") >= 3, 10, "the third message was not counted out"
+    )
     assert metrics.total("facestream_messages_in") == 3 and metrics.total("facestream_messages_out") == 3
     assert metrics.total("facestream_drops") == 0
 
@@ -205,17 +193,6 @@ def test_frames_from_several_cameras_share_one_model_call(
 
 def test_bad_model_fails_before_binding(tmp_path: Path) -> None:
     config = _config(tmp_path, str(tmp_path / "missing.onnx"))
-    stage = EmbedStage(config, 0)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            stage.run()
-        except BaseException as exc:
-            errors.append(exc)
-
-    t = threading.Thread(target=run)
-    t.start()
-    t.join(timeout=60)
-    assert len(errors) == 1 and isinstance(errors[0], FacestreamError) and "not found" in str(errors[0])
+    with pytest.raises(FacestreamError, match="not found"):
+        StageThread(EmbedStage(config, 0)).start().join(60)
     assert not (tmp_path / "ipc" / "embed_in-0").exists()

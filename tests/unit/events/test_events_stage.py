@@ -21,7 +21,7 @@ from bus.topology import endpoint
 from events.join import WANT_S
 from events.stage import EventsStage
 from events.store import EventStore, Query
-from tests.stage_thread import StageThread, clip
+from tests.stage_thread import StageThread, clip, wait_for
 
 __all__ = ["clip"]
 BOX = (55.0, 30.0, 60.0, 70.0)  # the driver's face in the first carphone frames
@@ -92,8 +92,12 @@ def test_events_stores_a_sighting_with_its_snapshot_and_vector(tmp_path: Path, c
         snap = cv2.imread(str(path))
         assert snap is not None and 60 <= snap.shape[1] <= 192
         np.testing.assert_allclose(store.embeddings([row.id])[row.id][0], vec[0])
-        time.sleep(WANT_S + 0.5)  # no better face came: events lets go of the frames
-        assert b"\x00cam0\x00" in seen + _subscriptions(frames)
+
+        def let_go() -> bool:  # no better face came: after WANT_S events lets go of the frames
+            seen.extend(_subscriptions(frames))
+            return b"\x00cam0\x00" in seen
+
+        wait_for(let_go, WANT_S + 30, "events never let go of cam0's frames")
         store.close()
     finally:
         stage.request_stop()

@@ -63,7 +63,7 @@ def test_ivf_survives_removal_growth_and_reload(
     assert g.identify(base[5])[0].name == "first"
     g.add("second", base[100:5000])  # grows 50x: the index must be retrained, not appended to
     assert g.identify(base[4000])[0].name == "second"
-    assert g._index.trained_rows == 5000 and getattr(g._index._index, "nlist", None) == ivf_lists(5000)
+    assert g.index.trained_rows == 5000 and g.index.lists == ivf_lists(5000)
     assert g.remove("first") == 100
     assert g.identify(base[50])[0].best_name == "second"
     path = tmp_path / "ivf.npz"

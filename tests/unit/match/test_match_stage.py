@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import threading
+import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-import zmq
 
-from bus.config import PipelineConfig, parse_config
 from bus.errors import FacestreamError
-from bus.records import Embeddings, EndOfStream, Face, MatchResult, record_from_message
-from bus.topology import endpoint
-from bus.wire import decode
+from bus.records import Embeddings, EndOfStream, Face, MatchResult
 from match.gallery import UNKNOWN, Gallery
 from match.stage import MatchStage
+from tests.stage_thread import wait_for
+from tests.unit.match.stage_io import make_config, running
 
 DIM = 128
 MODEL = "sface-2021dec"
@@ -29,16 +24,6 @@ ALICE, BOB, CAROL, NOBODY, NOISE = BASIS[0], BASIS[1], BASIS[2], BASIS[3], BASIS
 
 def near(v: np.ndarray, cos: float) -> np.ndarray:
     return (cos * v + np.sqrt(1 - cos**2) * NOISE).astype(np.float32)
-
-
-def make_config(tmp_path: Path, gallery: Path, threshold: float | None = None) -> PipelineConfig:
-    return parse_config(
-        {
-            "cameras": [{"id": "cam0", "source": "x.mp4"}],
-            "bus": {"transport": "ipc", "ipc_dir": str(tmp_path / "ipc")},
-            "match": {"gallery": str(gallery), "threshold": threshold},
-        }
-    )
 
 
 def save_gallery(path: Path, people: dict[str, np.ndarray], model: str = MODEL) -> None:
@@ -64,73 +49,6 @@ def embeddings(
         vectors=np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, DIM), np.float32),
         model_id=model,
     )
-
-
-class Link:
-    """The test's side of the stage: a PUSH into match_in and a SUB on results."""
-
-    def __init__(self, config: PipelineConfig) -> None:
-        self.ctx: zmq.Context[Any] = zmq.Context()
-        self.push = self.ctx.socket(zmq.PUSH)
-        self.push.connect(endpoint(config.bus, "match_in").connect)
-        self.sub = self.ctx.socket(zmq.SUB)
-        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
-        self.sub.connect(endpoint(config.bus, "results").connect)
-
-    def send(self, record: Embeddings | EndOfStream) -> None:
-        self.push.send_multipart(record.to_frames())
-
-    def recv(self, timeout_s: float = 5.0) -> MatchResult | EndOfStream:
-        if not self.sub.poll(int(timeout_s * 1000)):
-            raise AssertionError("no result from the match stage")
-        record = record_from_message(decode(self.sub.recv_multipart()))
-        assert isinstance(record, MatchResult | EndOfStream)
-        return record
-
-    def wait_subscribed(self) -> None:
-        """PUB drops messages until our subscription arrives: probe with end-of-stream markers."""
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            self.send(EndOfStream(camera_id="cam0", seq=0, ts_ns=time.time_ns()))  # a configured camera
-            if self.sub.poll(100):
-                while self.sub.poll(200):  # drain the other probes
-                    self.sub.recv_multipart()
-                return
-        raise AssertionError("the results subscription never became active")
-
-    def close(self) -> None:
-        self.ctx.destroy(linger=0)
-
-
-@contextmanager
-def running(config: PipelineConfig, tmp_path: Path) -> Iterator[tuple[MatchStage, Link]]:
-    ready = tmp_path / "ready"
-    ready.unlink(missing_ok=True)
-    stage = MatchStage(config, ready_file=ready)
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            stage.run()
-        except BaseException as exc:  # surfaced in the test thread below
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not ready.exists() and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert ready.exists(), f"stage did not start: {errors}"
-    link = Link(config)
-    try:
-        link.wait_subscribed()
-        yield stage, link
-    finally:
-        stage.request_stop()
-        thread.join(timeout=10)
-        link.close()
-    assert not thread.is_alive()
-    assert not errors, errors
 
 
 def malformed(stage: MatchStage, kind: str) -> float:
@@ -200,28 +118,29 @@ def test_model_mismatch_is_counted_and_stage_continues(tmp_path: Path, gallery_p
         assert not link.sub.poll(200)  # nothing else was published
 
 
-def test_gallery_hot_reload(tmp_path: Path, gallery_path: Path) -> None:
+def test_gallery_hot_reload(tmp_path: Path, gallery_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="facestream.match")
     with running(make_config(tmp_path, gallery_path), tmp_path) as (stage, link):
         link.send(embeddings(1, [CAROL]))
         first = link.recv()
         assert isinstance(first, MatchResult) and first.faces[0].name == UNKNOWN
 
         save_gallery(gallery_path, {"alice": ALICE, "bob": BOB, "carol": CAROL})
-        deadline, seq, name = time.monotonic() + 10, 2, UNKNOWN
-        while name != "carol" and time.monotonic() < deadline:
-            link.send(embeddings(seq, [CAROL]))
-            got = link.recv()
-            assert isinstance(got, MatchResult)
-            name, seq = str(got.faces[0].name), seq + 1
-            time.sleep(0.1)
-        assert name == "carol"
+        wait_for(lambda: stage.gallery.names == ["alice", "bob", "carol"], 30, "the gallery was not reloaded")
+        link.send(embeddings(2, [CAROL]))
+        got = link.recv()
+        assert isinstance(got, MatchResult) and got.faces[0].name == "carol"
         assert stage.gallery.names == ["alice", "bob", "carol"]
 
-        # A broken or foreign replacement is refused; the gallery in memory stays in use.
+        # A broken or foreign replacement is refused (each refusal seen, not assumed after a
+        # sleep); the gallery in memory stays in use.
+        def refusals() -> int:
+            return sum("gallery reload failed" in r.getMessage() for r in caplog.records)
+
         gallery_path.write_bytes(b"garbage, not a gallery")
-        time.sleep(1.3)
+        wait_for(lambda: refusals() >= 1, 30, "the broken gallery file was never refused")
         save_gallery(gallery_path, {"mallory": CAROL}, model="other-model")
-        time.sleep(1.3)
+        wait_for(lambda: refusals() >= 2, 30, "the other model's gallery was never refused")
         link.send(embeddings(100, [CAROL]))
         got = link.recv()
         assert isinstance(got, MatchResult) and got.faces[0].name == "carol"

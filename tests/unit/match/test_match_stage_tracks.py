@@ -19,7 +19,7 @@ from detect.yunet import YuNetDetector
 from embed.model import EmbeddingModel
 from match.gallery import UNKNOWN, Gallery
 from match.stage import MatchStage
-from tests.unit.match.test_match_stage import make_config, running
+from tests.unit.match.stage_io import make_config, running
 
 PHOTOS = Path(__file__).resolve().parents[3] / "deploy" / "demo_assets" / "photos"
 

@@ -20,6 +20,7 @@ from bus.records import EndOfStream, Frame, MatchResult
 from bus.topology import endpoint
 from overlay.stage import OverlayStage
 from tests.stage_thread import StageThread
+from tests.unit.overlay.stage_io import bind_xpub
 
 
 def _config(tmp_path: Path) -> PipelineConfig:
@@ -43,11 +44,7 @@ class FakeUpstream:
         self.image = np.zeros((144, 176, 3), np.uint8)
 
     def _bind(self, addr: str) -> zmq.Socket[Any]:
-        Path(addr[len("ipc://") :]).parent.mkdir(parents=True, exist_ok=True)
-        sock = self.ctx.socket(zmq.XPUB)
-        sock.setsockopt(zmq.SNDHWM, 10_000)
-        sock.bind(addr)
-        return sock
+        return bind_xpub(self.ctx, addr, 10_000)
 
     def wait_subscribed(self) -> None:
         for sock in (self.frames, self.results):

@@ -10,7 +10,7 @@ import numpy as np
 from bus.records import EndOfStream, MatchResult
 from overlay.stage import OverlayStage
 from tests.stage_thread import StageThread
-from tests.unit.overlay.test_overlay_stage import Upstream, _config
+from tests.unit.overlay.stage_io import Upstream, overlay_config
 
 
 def _drops(stage: OverlayStage, camera: str) -> float:
@@ -19,7 +19,7 @@ def _drops(stage: OverlayStage, camera: str) -> float:
 
 
 def test_gaps_in_published_numbers_are_counted(tmp_path: Path) -> None:
-    config = _config(tmp_path, ["cam0", "cam1"], hold_s=0.05, idle_exit_s=0.3)
+    config = overlay_config(tmp_path, ["cam0", "cam1"], hold_s=0.05, idle_exit_s=0.3)
     stage = OverlayStage(config)
     upstream = Upstream(config)
     runner = StageThread(stage).start()

@@ -8,31 +8,16 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 import pytest
-import zmq
 
-from bus.config import PipelineConfig, parse_config
 from bus.errors import FacestreamError
-from bus.records import EndOfStream, Face, Frame, MatchResult
-from bus.topology import endpoint
+from bus.records import EndOfStream, Face
 from overlay.stage import OverlayStage
 from tests.stage_thread import StageThread
-
-FPS = 29.97
-
-
-def _config(tmp_path: Path, cameras: list[str], **overlay: Any) -> PipelineConfig:
-    data: dict[str, Any] = {
-        "cameras": [{"id": c, "source": "0", "realtime": False} for c in cameras],
-        "match": {"gallery": str(tmp_path / "g.fsg")},
-        "bus": {"transport": "ipc", "ipc_dir": str(tmp_path / "ipc"), "hwm": 256},
-        "overlay": overlay,
-    }
-    return parse_config(data)
+from tests.unit.overlay.stage_io import Upstream, overlay_config
 
 
 @pytest.fixture(scope="module")
@@ -57,40 +42,6 @@ def boxes(clip_frames: list[np.ndarray]) -> list[list[tuple[float, float, float,
         found = cascade.detectMultiScale(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), 1.1, 3, minSize=(20, 20))
         out.append([(float(x), float(y), float(w), float(h)) for x, y, w, h in found])
     return out
-
-
-class Upstream:
-    """What capture and match look like to the overlay: PUBs (XPUB, to see the subscription)."""
-
-    def __init__(self, config: PipelineConfig) -> None:
-        self.ctx = zmq.Context()
-        self.frames = [self._pub(endpoint(config.bus, "frames", i).bind) for i in range(len(config.cameras))]
-        self.results = self._pub(endpoint(config.bus, "results").bind)
-
-    def _pub(self, addr: str) -> zmq.Socket[Any]:
-        Path(addr[len("ipc://") :]).parent.mkdir(parents=True, exist_ok=True)
-        sock = self.ctx.socket(zmq.XPUB)
-        sock.setsockopt(zmq.SNDHWM, 1000)
-        sock.bind(addr)
-        return sock
-
-    def wait_subscribed(self, timeout: float = 10.0) -> None:
-        for sock in [*self.frames, self.results]:
-            assert sock.poll(int(timeout * 1000)), "the overlay never subscribed"
-            assert sock.recv()[:1] == b"\x01"
-
-    def frame(self, cam: int, camera_id: str, seq: int, image: np.ndarray, ts: int | None = None) -> None:
-        ts = time.time_ns() if ts is None else ts
-        rec = Frame(camera_id, seq, ts, stamps={"capture": ts}, image=image, fps=FPS)
-        self.frames[cam].send_multipart(rec.to_frames())
-
-    def result(self, camera_id: str, seq: int, faces: list[Face], ts: int | None = None) -> None:
-        ts = time.time_ns() if ts is None else ts
-        rec = MatchResult(camera_id, seq, ts, frame_size=(176, 144), faces=faces, threshold=0.36)
-        self.results.send_multipart(rec.to_frames())
-
-    def close(self) -> None:
-        self.ctx.destroy(linger=0)
 
 
 def _faces(seq: int, boxes: list[tuple[float, float, float, float]]) -> list[Face]:
@@ -125,7 +76,9 @@ def test_joins_draws_writes_and_exits_by_itself(
     tmp_path: Path, clip_frames: list[np.ndarray], boxes: list[list[tuple[float, float, float, float]]]
 ) -> None:
     out, log = tmp_path / "out.mp4", tmp_path / "logs" / "results.jsonl"
-    config = _config(tmp_path, ["cam0"], output=str(out), results_log=str(log), mjpeg_port=0, hold_s=1.0)
+    config = overlay_config(
+        tmp_path, ["cam0"], output=str(out), results_log=str(log), mjpeg_port=0, hold_s=1.0
+    )
     stage = OverlayStage(config)
     upstream = Upstream(config)
     runner = StageThread(stage).start()
@@ -195,7 +148,7 @@ def test_only_a_cameras_own_link_ends_it(tmp_path: Path, clip_frames: list[np.nd
     """An end-of-stream on the results path (anyone can push into match) or on another camera's
     link is ignored; each camera ends on its own capture's word, and then the overlay finishes."""
     out = tmp_path / "out.mp4"
-    config = _config(tmp_path, ["cam0", "cam1"], output=str(out), hold_s=0.2, idle_exit_s=0.3)
+    config = overlay_config(tmp_path, ["cam0", "cam1"], output=str(out), hold_s=0.2, idle_exit_s=0.3)
     stage = OverlayStage(config)
     upstream = Upstream(config)
     runner = StageThread(stage).start()
@@ -235,7 +188,9 @@ def test_frames_whose_result_never_comes_are_written_bare(
     tmp_path: Path, clip_frames: list[np.ndarray]
 ) -> None:
     out = tmp_path / "out.mp4"
-    config = _config(tmp_path, ["cam0"], output=str(out), results_log=str(tmp_path / "r.jsonl"), hold_s=1.0)
+    config = overlay_config(
+        tmp_path, ["cam0"], output=str(out), results_log=str(tmp_path / "r.jsonl"), hold_s=1.0
+    )
     stage = OverlayStage(config)
     upstream = Upstream(config)
     runner = StageThread(stage).start()
@@ -260,7 +215,7 @@ def test_frames_whose_result_never_comes_are_written_bare(
 
 def test_stopped_midway_still_leaves_a_playable_video(tmp_path: Path, clip_frames: list[np.ndarray]) -> None:
     out, log = tmp_path / "out.mp4", tmp_path / "r.jsonl"
-    config = _config(tmp_path, ["cam0"], output=str(out), results_log=str(log))
+    config = overlay_config(tmp_path, ["cam0"], output=str(out), results_log=str(log))
     stage = OverlayStage(config)
     upstream = Upstream(config)
     runner = StageThread(stage).start()
@@ -282,6 +237,6 @@ def test_stopped_midway_still_leaves_a_playable_video(tmp_path: Path, clip_frame
 
 def test_unwritable_output_fails_at_start(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a folder")
-    config = _config(tmp_path, ["cam0"], output=str(tmp_path / "file" / "out.mp4"))
+    config = overlay_config(tmp_path, ["cam0"], output=str(tmp_path / "file" / "out.mp4"))
     with pytest.raises(FacestreamError, match="is not a folder"):
         OverlayStage(config).run()

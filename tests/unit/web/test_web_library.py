@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bus.config import PipelineConfig, parse_config
-from deploy.faces import read_image
+from faces.images import read_image
 from match.gallery import Gallery
 from web.library import Conflict, Library, NotFound, clean_name
 

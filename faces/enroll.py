@@ -10,7 +10,8 @@ import numpy as np
 from tqdm import tqdm
 
 from bus.errors import FacestreamError
-from deploy.faces import IMAGE_SUFFIXES, FaceAnalyzer, name_from_stem
+from faces.analyzer import FaceAnalyzer
+from faces.images import IMAGE_SUFFIXES, name_from_stem
 from match.gallery import Gallery
 from match.index import IndexKind
 

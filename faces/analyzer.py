@@ -1,15 +1,14 @@
 """In-process detect + embed for single images: enrollment, 1:1 verification, 1:K identification.
 
-The pipeline does the same work in separate processes; these commands need one answer, now.
+The pipeline does the same work in separate processes; these commands, the analysis tools, the
+benchmark and the console's enrollment need one answer, now.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from bus.config import DetectConfig
@@ -18,29 +17,7 @@ from bus.records import Face
 from detect.factory import make_detector
 from detect.upright import upright_landmarks
 from embed.model import EmbeddingModel
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-_NUMBERED = re.compile(r"^(.*?)[_-]\d+$")
-
-
-def name_from_stem(stem: str) -> str:
-    """Whose photo a loose file is: `alice.jpg` and `alice_2.jpg` both belong to alice."""
-    match = _NUMBERED.match(stem)
-    return match.group(1) if match and match.group(1) else stem
-
-
-def read_image(path: Path) -> np.ndarray:
-    """Read a BGR image or fail with a one-line reason."""
-    path = Path(path)
-    if not path.exists():
-        raise FacestreamError(f"image {path} not found")
-    if path.is_dir():
-        raise FacestreamError(f"{path} is a folder, expected an image file")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise FacestreamError(f"cannot read image {path}: not an image or a corrupt file")
-    return image
+from faces.images import read_image
 
 
 @dataclass(frozen=True)

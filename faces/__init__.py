@@ -1,0 +1,1 @@
+"""Faces in single images, in one process: reading photos, detect + embed, enrollment."""
