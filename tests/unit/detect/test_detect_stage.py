@@ -126,3 +126,35 @@ def test_detector_is_built_before_sockets(tmp_path: Path) -> None:
     cfg = detect_config(tmp_path, backend="mtcnn", mtcnn_dir=str(tmp_path / "no-such-folder"))
     with pytest.raises(FacestreamError, match="mtcnn_dir"):
         DetectStage(cfg)  # fails when the stage is made, before any socket exists
+
+
+class _Downstream:
+    """Detect's push socket as the test wants it: records how long each end may wait for room."""
+
+    def __init__(self) -> None:
+        self.room = False
+        self.waits: list[int] = []
+        self.sent = 0
+
+    def poll(self, timeout: int, flags: int) -> int:
+        self.waits.append(timeout)
+        return flags if self.room else 0
+
+    def send_multipart(self, parts: object, flags: int = 0, copy: bool = True) -> None:
+        self.sent += 1
+
+
+def test_ends_do_not_wait_one_by_one_once_no_embed_worker_takes_them(tmp_path: Path) -> None:
+    cfg = detect_config(tmp_path)
+    stage = DetectStage(cfg, ready_file=tmp_path / "ready")
+    push = _Downstream()
+    stage.push = push  # type: ignore[assignment]
+    for seq in range(3):  # embed already gone (a stop): the first end waits, the others do not
+        stage.forward_eos(EndOfStream(CAM, seq, time.time_ns(), reason="stop"))
+    assert push.waits == [1000, 0, 0] and push.sent == 0
+    assert counter_value(stage, "facestream_drops", camera=CAM, hop="detect->embed") == 3
+    push.room = True  # a worker is back: ends go out, and wait again when it is not
+    stage.forward_eos(EndOfStream(CAM, 3, time.time_ns(), reason="stop"))
+    push.room = False
+    stage.forward_eos(EndOfStream(CAM, 4, time.time_ns(), reason="stop"))
+    assert push.waits[3:] == [0, 1000] and push.sent == 1
