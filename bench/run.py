@@ -1,7 +1,7 @@
 """`python -m bench.run`: the naive loop vs the pipeline, latency, stage costs and FAISS, in one run.
 
-    python -m bench.run --out bench-results.json            # full: about 3 min on 2 cores
-    python -m bench.run --quick --out quick.json            # about 35 s
+    python -m bench.run --out bench-results.json            # full: about 7.5 min on 2 cores
+    python -m bench.run --quick --out quick.json            # about 2.5 min
     python -m bench.run --feeds 1,4,8 --workers 4 --fps 60  # a bigger machine
     python -m bench.run --skip naive,faiss                  # pipeline and the events stage's cost
 

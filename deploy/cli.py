@@ -54,6 +54,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{s['faces']} faces, identities: {names} (+{s['unknown_faces']} Unknown faces), "
         f"{float(s['fps']):.1f} frames/s"  # type: ignore[arg-type]
     )
+    print(
+        f"shown: {s['frames_with_result']} frames with their own result, {s['frames_without_result']} "
+        "without boxes (result too late: never another frame's); "
+        f"{s['tracked_faces']} of {s['faces']} boxes carried by tracks between detections"
+    )
     print(f"truth check, photos clip: {result.truth.summary()}")
     for video in result.videos:
         print(f"overlay video: {video}")

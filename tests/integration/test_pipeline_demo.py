@@ -21,6 +21,7 @@ def test_demo_names_known_people_and_calls_strangers_unknown(tmp_path: Path) -> 
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "demo:" in proc.stdout and "frames/s" in proc.stdout
     assert "console" not in proc.stdout.lower()  # no console without --serve
+    assert "frames with their own result" in proc.stdout
 
     results = _lines(out / "results.jsonl")
     carphone = [r for r in results if r["camera_id"] == "carphone" and r["seq"] >= 10 and r["faces"]]
