@@ -45,7 +45,8 @@ def test_run_shows_only_its_own_lines(tmp_path: Path, photos: Path) -> None:
     assert facestream(["enroll", str(gallery), str(photos / "macron_1.jpg"), "-q"]).returncode == 0
     config = tmp_path / "c.yaml"
     camera = {"id": "door", "source": "rtsp://127.0.0.1:1/stream"}  # refused at once
-    config.write_text(yaml.safe_dump({"cameras": [camera], "match": {"gallery": str(gallery)}}))
+    bus = {"transport": "ipc", "ipc_dir": str(tmp_path / "ipc")}  # no fixed ports: another run may hold them
+    config.write_text(yaml.safe_dump({"cameras": [camera], "match": {"gallery": str(gallery)}, "bus": bus}))
     proc = facestream(["run", str(config)])
     assert proc.returncode == 2, proc.stderr
     _nothing_foreign(proc.stderr)  # OpenCV's "[ WARN:0@...]" lines went to DEBUG
