@@ -98,6 +98,9 @@ class CameraConfig(StrictModel):
     retry_s: float = Field(default=2.0, gt=0)
     retry_max_s: float = Field(default=30.0, gt=0)
     max_retries: int | None = Field(default=None, ge=0)
+    # FFmpeg decoding threads for files and streams (0: FFmpeg's default, one per core). One
+    # suits a paced camera up to about 1080p; raise it for 4K streams at full rate.
+    decode_threads: int = Field(default=1, ge=0, le=64)
     detect: CameraDetectConfig | None = None  # this camera's own detection settings
 
     @model_validator(mode="after")

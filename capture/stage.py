@@ -88,7 +88,7 @@ class CaptureStage(Stage):
             self.seq, self.start_frame = saved.next_seq, saved.file_frame
             self.last_seq = saved.next_seq - 1
         try:
-            self.source = open_source(self.camera.source, self.open_timeout_s)
+            self.source = open_source(self.camera.source, self.open_timeout_s, self.camera.decode_threads)
         except FacestreamError as err:
             if saved is None and restart_count() == 0:
                 raise  # a camera that never worked is a configuration error: say so at once

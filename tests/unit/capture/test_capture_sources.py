@@ -33,6 +33,18 @@ def test_file_gives_every_frame_as_bgr(clip: Path) -> None:
     assert src.read() is None
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_a_file_is_decoded_with_the_threads_asked_for_and_the_same_frames(clip: Path, threads: int) -> None:
+    src = open_source(str(clip), decode_threads=threads)
+    assert src.decode_threads == threads and f"{threads} decoding thread" in src.describe()
+    default = cv2.VideoCapture(str(clip))
+    for _ in range(30):
+        ok, expected = default.read()
+        frame = src.read()
+        assert ok and frame is not None and np.array_equal(frame, expected)
+    src.close()
+
+
 def test_missing_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.mp4"
     with pytest.raises(FacestreamError, match=r"^video file .*nope\.mp4 not found$"):
