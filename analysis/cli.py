@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bus.errors import FacestreamError
+
 
 def _pct(value: float | None) -> str:
     return (
@@ -38,8 +40,18 @@ def _skipped(skipped: list[tuple[Path, str]]) -> None:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from analysis.calibrate import calibrate
-    from analysis.writeback import write_config_threshold, write_gallery_threshold
+    from analysis.writeback import (
+        check_config_target,
+        check_gallery_target,
+        write_config_threshold,
+        write_gallery_threshold,
+    )
 
+    # Where the threshold is to go is checked before the work, so nothing is half applied.
+    if args.write_config is not None:
+        check_config_target(args.write_config)
+    if args.write_gallery is not None:
+        check_gallery_target(args.write_gallery)
     r = calibrate(
         args.folder,
         args.out,
@@ -66,19 +78,39 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
             f"the threshold for FAR<={r.target_far:g} lies just above the highest impostor score"
         )
     c = r.chosen
+    value = written_threshold(c.threshold)
     print(
-        f"threshold for FAR<={r.target_far:g}: {c.threshold:.4f} "
+        f"threshold for FAR<={r.target_far:g}: {value:.4f} "
         f"(measured FAR {_pct(c.far)}, FRR {_pct(c.frr)}; model default {r.model_threshold:.4f})"
     )
-    if args.write_config is not None:
-        kept = write_config_threshold(args.write_config, c.threshold)
-        extra = "" if kept else " (rewritten: comments were not kept)"
-        print(f"wrote match.threshold {c.threshold!r} into {args.write_config}{extra}")
-    if args.write_gallery is not None:
-        write_gallery_threshold(args.write_gallery, c.threshold, r.model_id)
-        print(f"wrote threshold {c.threshold!r} into gallery {args.write_gallery}")
     _files(r.files)
+    wants_write = args.write_config is not None or args.write_gallery is not None
+    if wants_write and r.target_far * len(i) < 1:
+        # A threshold just above the highest impostor seen is no FAR guarantee: the next
+        # stranger may score higher. Writing it would name strangers; the user must bring more.
+        raise FacestreamError(
+            f"threshold not written: FAR<={r.target_far:g} cannot be measured with {len(i)} impostor "
+            f"pairs (add photos of more people: at least {math.ceil(1 / r.target_far)} pairs, or "
+            f"pass --target-far {_measurable(len(i))} or more)"
+        )
+    if args.write_gallery is not None:  # a gallery of another model is refused before the config changes
+        write_gallery_threshold(args.write_gallery, value, r.model_id)
+        print(f"wrote threshold {value:.4f} into gallery {args.write_gallery}")
+    if args.write_config is not None:
+        kept = write_config_threshold(args.write_config, value)
+        extra = "" if kept else " (rewritten: comments were not kept)"
+        print(f"wrote match.threshold {value:.4f} into {args.write_config}{extra}")
     return 0
+
+
+def written_threshold(threshold: float) -> float:
+    """Four decimals, rounded up: what is printed is what is written, and it still rejects
+    every impostor score the exact threshold rejected."""
+    return min(1.0, math.ceil(threshold * 1e4 - 1e-9) / 1e4)
+
+
+def _measurable(pairs: int) -> str:
+    return f"{math.ceil(1e4 / pairs) / 1e4:g}"
 
 
 def cmd_cluster(args: argparse.Namespace) -> int:

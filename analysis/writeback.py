@@ -71,13 +71,18 @@ def _atomic_write(path: Path, text: str) -> None:
         raise FacestreamError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-def write_config_threshold(path: Path, value: float) -> bool:
-    """Set match.threshold in a YAML config, leaving every other key as it was.
+def check_config_target(path: Path) -> None:
+    """Refuse, before any work, a config that a threshold could not be written into."""
+    _config_with(Path(path), 0.5)
 
-    Returns True when the comments and layout were kept (text edit), False when the file had to
-    be rewritten from its data (e.g. a flow-style `match: {...}`).
-    """
-    path = Path(path)
+
+def check_gallery_target(path: Path) -> None:
+    """Refuse, before any work, a gallery that is missing or not a gallery."""
+    Gallery.load(Path(path))
+
+
+def _config_with(path: Path, value: float) -> tuple[str, dict[str, Any]]:
+    """The config's text and its data with match.threshold set, checked as the pipeline would."""
     try:
         text = path.read_text()
     except OSError as exc:
@@ -91,6 +96,17 @@ def write_config_threshold(path: Path, value: float) -> bool:
     wanted: dict[str, Any] = copy.deepcopy(data)
     wanted["match"]["threshold"] = float(value)
     parse_config(wanted, str(path))  # refuse to write a config the pipeline would reject
+    return text, wanted
+
+
+def write_config_threshold(path: Path, value: float) -> bool:
+    """Set match.threshold in a YAML config, leaving every other key as it was.
+
+    Returns True when the comments and layout were kept (text edit), False when the file had to
+    be rewritten from its data (e.g. a flow-style `match: {...}`).
+    """
+    path = Path(path)
+    text, wanted = _config_with(path, value)
     edited = _edit_text(text, value)
     kept = False
     if edited is not None:

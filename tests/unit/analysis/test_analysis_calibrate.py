@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+from analysis.cli import written_threshold
 from bus.config import load_config
 from match.gallery import Gallery
 from tests.conftest import facestream
@@ -89,7 +90,7 @@ def test_write_config_changes_only_the_threshold(tmp_path: Path) -> None:
                 str(out),
                 "-q",
                 "--target-far",
-                "0.01",
+                "0.1",
                 "--write-config",
                 str(config),
             ]
@@ -98,10 +99,11 @@ def test_write_config_changes_only_the_threshold(tmp_path: Path) -> None:
     )
     report = json.loads((out / "report.json").read_text())
     after = yaml.safe_load(config.read_text())
-    assert after["match"].pop("threshold") == report["threshold"]
+    written = after["match"].pop("threshold")
+    assert written == written_threshold(report["threshold"]) and 0 <= written - report["threshold"] < 1e-4
     assert after == before
     assert "# site config" in config.read_text() and "# staff" in config.read_text()
-    assert load_config(config).match.threshold == report["threshold"]
+    assert load_config(config).match.threshold == written
 
 
 def test_write_gallery_sets_its_threshold(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -111,13 +113,11 @@ def test_write_gallery_sets_its_threshold(tmp_path: Path, capsys: pytest.Capture
     g = Gallery.create("sface-2021dec", 128, 0.363)
     g.add("someone", np.eye(128, dtype=np.float32)[0])
     g.save(gallery_path)
-    assert (
-        run_cli(["calibrate", str(folder), "--out", str(out), "-q", "--write-gallery", str(gallery_path)])
-        == 0
-    )
+    args = ["calibrate", str(folder), "--out", str(out), "-q", "--target-far", "0.1"]
+    assert run_cli([*args, "--write-gallery", str(gallery_path)]) == 0
     report = json.loads((out / "report.json").read_text())
     loaded = Gallery.load(gallery_path)
-    assert loaded.threshold == report["threshold"] != 0.363
+    assert loaded.threshold == written_threshold(report["threshold"]) != 0.363
     assert loaded.counts() == {"someone": 1}
     printed = capsys.readouterr().out
     assert f"into gallery {gallery_path}" in printed and "EER 0.00%" in printed
@@ -135,3 +135,41 @@ def test_calibrate_as_a_subprocess(tmp_path: Path) -> None:
     assert f"threshold for FAR<=0.5: {report['threshold']:.4f}" in proc.stdout
     assert report["far_at_threshold"] <= 0.5
     assert_png(out / "roc.png")
+
+
+def test_a_threshold_for_a_far_the_photos_cannot_measure_is_not_written(tmp_path: Path) -> None:
+    """31 impostor pairs cannot show FAR <= 0.001: the threshold just above the highest of them
+    would name the next stranger who scores a little higher."""
+    folder = layout(tmp_path / "people")
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("cameras:\n  - id: hall\n    source: hall.mp4\nmatch:\n  gallery: g.fsg\n")
+    gallery_path = tmp_path / "g.fsg"
+    g = Gallery.create("sface-2021dec", 128, 0.363)
+    g.add("someone", np.eye(128, dtype=np.float32)[0])
+    g.save(gallery_path)
+    before = (config.read_bytes(), gallery_path.read_bytes())
+    proc = facestream(
+        [
+            *["calibrate", str(folder), "--out", str(tmp_path / "out"), "-q"],
+            *["--write-config", str(config), "--write-gallery", str(gallery_path)],
+        ]
+    )
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "threshold not written" in last and "31 impostor" in last and "--target-far 0.0323" in last
+    assert (config.read_bytes(), gallery_path.read_bytes()) == before
+    assert "threshold for FAR<=0.001" in proc.stdout  # the figures are still shown
+
+
+def test_where_the_threshold_goes_is_checked_before_any_work(tmp_path: Path) -> None:
+    folder = layout(tmp_path / "people", ["obama", "macron", "sunak"])
+    out = tmp_path / "out"
+    for target in (
+        ["--write-config", str(tmp_path / "none.yaml")],
+        ["--write-gallery", str(tmp_path / "none.fsg")],
+    ):
+        proc = facestream(["calibrate", str(folder), "--out", str(out), "-q", "--target-far", "0.5", *target])
+        assert (proc.returncode == 2 and "not found" in proc.stderr) or "cannot read" in proc.stderr, (
+            proc.stderr
+        )
+        assert not (out / "report.json").exists()  # nothing was computed, nothing half applied
