@@ -80,9 +80,11 @@ def compare(report: dict[str, Any]) -> dict[str, Any]:
         value = out["ratio"]["4"]
         bound = out["ratio"]["4_input_bound"]
         label = f"{value} ({'all that was offered' if bound else 'machine-bound'})"
-        targets["pipeline_vs_naive_4_feeds"] = _target(
-            label, ">= 6", value >= TARGETS["pipeline_vs_naive_4_feeds"]
-        )
+        met: bool | None = value >= TARGETS["pipeline_vs_naive_4_feeds"]
+        if bound and not met:  # the feeds did not offer enough to tell: a lower bound, not a miss
+            label += "; offer more to measure it: --feeds 4 --fps 60"
+            met = None
+        targets["pipeline_vs_naive_4_feeds"] = _target(label, ">= 6", met)
     if "4" in pipe:
         named = pipe["4"].get("driver_named")
         if named is not None:
