@@ -182,7 +182,8 @@ class EmbedConfig(StrictModel):
 
 class MatchConfig(StrictModel):
     gallery: Path
-    threshold: float | None = Field(default=None, ge=-1.0, le=1.0)  # None: the model's own
+    # None: the model's own. Above 0: at 0 or below nearly every stranger would get a name.
+    threshold: float | None = Field(default=None, gt=0.0, le=1.0)
     vote_window: int = Field(default=5, ge=1, le=100)  # a track's name: vote over its last N matches
     # A frame waits at most this long for the frame it follows (they reach match by two paths,
     # through embed or not), so names are decided in frame order.

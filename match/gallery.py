@@ -54,10 +54,21 @@ def check_name(name: object) -> str:
     return name
 
 
-def check_threshold(value: object) -> float:
+def _similarity(value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not -1.0 <= float(value) <= 1.0:
-        raise FacestreamError(f"threshold must be a cosine similarity between -1 and 1, got {value!r}")
+        raise FacestreamError(f"{what} must be a cosine similarity between -1 and 1, got {value!r}")
     return float(value)
+
+
+def check_threshold(value: object) -> float:
+    """A threshold that names people: above 0 (at 0 or below nearly every stranger is named
+    after somebody), at most 1."""
+    threshold = _similarity(value, "threshold")
+    if threshold <= 0.0:
+        raise FacestreamError(
+            f"threshold must be above 0 (at {threshold:g} nearly every stranger gets a name), got {value!r}"
+        )
+    return threshold
 
 
 def _as_matrix(vectors: object, dim: int, what: str) -> np.ndarray:
@@ -192,7 +203,7 @@ class Gallery:
     # --- search ------------------------------------------------------------------------------
     def identify(self, vectors: np.ndarray, threshold: float | None = None, k: int = 1) -> list[Identity]:
         """1:K: the closest enrolled person for each query row (Unknown below the threshold)."""
-        limit = self.threshold if threshold is None else check_threshold(threshold)
+        limit = self.threshold if threshold is None else _similarity(threshold, "threshold")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise FacestreamError(f"k must be a positive integer, got {k!r}")
         queries = _as_matrix(vectors, self.dim, "query embeddings")

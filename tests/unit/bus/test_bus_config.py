@@ -56,3 +56,10 @@ def test_the_annotated_example_config_is_valid() -> None:
     assert [c.id for c in config.cameras] == ["door", "lobby", "recording"]
     assert config.bus.heartbeat_s == 1.0 and config.bus.peer_timeout_s == 3.0
     assert config.overlay.segment_s == 600.0
+
+
+@pytest.mark.parametrize("value", [0, -0.5])
+def test_a_threshold_that_would_name_strangers_is_refused(value: float) -> None:
+    data = {"cameras": [{"id": "a", "source": "a.mp4"}], "match": {"gallery": "g.fsg", "threshold": value}}
+    with pytest.raises(FacestreamError, match=r"match\.threshold"):
+        parse_config(data)

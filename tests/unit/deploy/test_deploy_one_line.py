@@ -74,6 +74,8 @@ def test_a_bad_gallery_is_described_in_words(tmp_path: Path, photos: Path) -> No
 def test_a_threshold_that_is_no_similarity_is_refused(photos: Path) -> None:
     args = [str(photos / "obama_1.jpg"), str(photos / "obama_2.jpg")]
     _only_line(facestream(["verify", *args, "--threshold", "2"]), "between -1 and 1")
+    _only_line(facestream(["verify", *args, "--threshold", "-1"]), "must be above 0")
+    _only_line(facestream(["identify", "none.fsg", args[0], "--threshold", "0"]), "must be above 0")
 
 
 def test_the_same_photo_is_not_enrolled_twice(tmp_path: Path, photos: Path) -> None:
