@@ -105,6 +105,12 @@ def _redact(url: str) -> str:
     return url
 
 
+def is_live_source(source: str) -> bool:
+    """A webcam index or a stream URL: something that may be away now and come back later."""
+    source = source.strip()
+    return source.isdigit() or _scheme(source) is not None
+
+
 def open_source(source: str, timeout_s: float = 5.0, decode_threads: int = 1) -> VideoSource:
     """Open a video file path, a webcam index ("0") or an rtsp(s)/http(s) URL.
 

@@ -29,7 +29,7 @@ from bus.stage import Stage
 from bus.topology import endpoint, restart_count
 from capture.backoff import retry_delays
 from capture.position import Position, PositionFile
-from capture.sources import VideoSource, open_source
+from capture.sources import VideoSource, is_live_source, open_source
 
 HOP_OVERLAY = "capture->overlay"
 HOP_DETECT = "capture->detect"
@@ -90,9 +90,15 @@ class CaptureStage(Stage):
         try:
             self.source = open_source(self.camera.source, self.open_timeout_s, self.camera.decode_threads)
         except FacestreamError as err:
-            if saved is None and restart_count() == 0:
-                raise  # a camera that never worked is a configuration error: say so at once
-            self.log.warning("camera %s: cannot reopen after a restart (%s)", self.camera.id, err)
+            first = saved is None and restart_count() == 0
+            if first and not is_live_source(self.camera.source):
+                raise  # a video file that cannot be read is a configuration error: say so at once
+            if first:
+                # A camera that is off when the service starts (a reboot, a power cut) is down
+                # like a lost one: retried with back-off while the other cameras run.
+                self.log.error("camera %s: cannot open it (%s); down, retrying", self.camera.id, err)
+            else:
+                self.log.warning("camera %s: cannot reopen after a restart (%s)", self.camera.id, err)
         if self.source is not None:
             self.source.seek(self.start_frame)
             self.log.info("camera %s: %s", self.camera.id, self.source.describe())
@@ -243,8 +249,8 @@ class CaptureStage(Stage):
         if cam.max_frames is not None and self.seq >= cam.max_frames:
             return "max_frames"
         source = self.source
-        if source is None:  # the first open after a restart failed
-            return self._reopened("cannot open it after a restart", cam.retry_s)
+        if source is None:  # the first open failed (a live camera away at start, or after a restart)
+            return self._reopened("cannot open it", cam.retry_s)
         image = source.read()
         if image is None:
             if source.is_live:
@@ -294,7 +300,7 @@ class CaptureStage(Stage):
             self.source = None
         if first_wait <= 0:
             try:
-                self.source = open_source(cam.source, self.open_timeout_s)
+                self.source = open_source(cam.source, self.open_timeout_s, cam.decode_threads)
                 return True
             except FacestreamError as err:
                 why = f"cannot reopen it: {err}"
@@ -311,7 +317,7 @@ class CaptureStage(Stage):
             attempt += 1
             self._attempts.inc()
             try:
-                self.source = open_source(cam.source, self.open_timeout_s)
+                self.source = open_source(cam.source, self.open_timeout_s, cam.decode_threads)
             except FacestreamError as err:
                 delay = next(delays, None)
                 after = "giving up" if delay is None else f"next in {delay:.2g} s"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from analysis.cli import register as register_analysis
 from bus.config import DetectConfig, load_config
-from bus.errors import FacestreamError
+from bus.errors import EXIT_CODES, ExitReason, FacestreamError
 from bus.logs import setup_logging
 from bus.topology import STAGES
 from deploy.keys import register as register_keys
@@ -74,6 +74,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     preflight(config)
     supervisor = Supervisor(config, args.config, default_run_dir(config), owns_run_dir=owns_run_dir(config))
     code = supervisor.run()
+    if code == EXIT_CODES[ExitReason.CAMERA_LOST]:  # its own code, so that restart policies see it
+        print(f"facestream: error: {supervisor.last_error}", file=sys.stderr)
+        return code
     if code != 0 and supervisor.last_error:
         raise FacestreamError(supervisor.last_error)
     return code

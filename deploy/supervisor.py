@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import IO
 
 from bus.config import PipelineConfig
-from bus.errors import ExitReason, FacestreamError
+from bus.errors import EXIT_CODES, ExitReason, FacestreamError
 from bus.topology import ENV_RESTARTS, ENV_STATE_DIR, STAGES, START_ORDER, process_count
 from deploy.stage_main import EXIT_USER_ERROR, StageExit
 
@@ -67,6 +67,7 @@ class StageProcess:
     early_ends: int = 0  # times a sink ended while cameras still ran (restarted outside the budget)
     ended_at: float | None = None  # when a sink finished while cameras still ran (the grace starts)
     finished: bool = False  # ended for good (a camera's end), not to be started again
+    lost: bool = False  # a camera stage that gave up on its camera (max_retries)
     next_start: float = 0.0
     reader: threading.Thread | None = None
 
@@ -252,6 +253,7 @@ class Supervisor:
             if spec.source and reason in (ExitReason.FINISHED, ExitReason.CAMERA_LOST):
                 stage.finished = True
                 if reason == ExitReason.CAMERA_LOST:
+                    stage.lost = True
                     log.warning("%s gave up on its camera (%s)", stage.label, ended.detail if ended else "")
                 else:
                     log.info("%s finished", stage.label)
@@ -260,6 +262,11 @@ class Supervisor:
                 running = [s.label for s in self.stages if STAGES[s.name].source and not s.finished]
                 if not running:
                     log.info("%s finished", stage.label)
+                    lost = [s.label for s in self.stages if s.lost]
+                    if lost:  # a service whose cameras were given up on did not end well: let
+                        # restart policies (systemd on-failure, Kubernetes) see it
+                        self.last_error = f"gave up on the camera of {', '.join(lost)} (camera.max_retries)"
+                        return EXIT_CODES[ExitReason.CAMERA_LOST]
                     return 0
                 if stage.ended_at is None:
                     stage.ended_at = now  # the cameras may be closing: give them SINK_GRACE_S

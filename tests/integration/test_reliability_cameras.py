@@ -264,3 +264,62 @@ def test_restarted_capture_whose_camera_is_gone_retries_instead_of_failing(
     assert consumer.eos is not None and consumer.eos.reason == "camera lost" and consumer.eos.seq == 41
     assert any("cannot reopen after a restart" in m for m in _warnings(caplog))
     assert camera.requests == 4  # the first open, then two retries
+
+
+class LateCamera:
+    """An HTTP MJPEG camera that is off (503) for its first `refused` requests, then streams."""
+
+    def __init__(self, refused: int, interval_s: float = 0.04) -> None:
+        jpegs = clip_jpegs()
+        self.requests = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.requests += 1
+                if outer.requests <= refused:
+                    self.send_error(503)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                try:
+                    for i in range(3000):
+                        self.wfile.write(mjpeg_part(jpegs[i % len(jpegs)]))
+                        time.sleep(interval_s)
+                except OSError:
+                    pass  # the capture went away
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd, self.url = serve(Handler)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_a_camera_that_is_off_when_the_service_starts_is_retried_until_it_comes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    camera = LateCamera(refused=3)
+    config = _config(tmp_path, source=camera.url, retry_s=0.05, retry_max_s=0.1, max_retries=None)
+    consumer = Consumer(config)
+    caplog.set_level(logging.INFO)
+    try:
+        runner = StageThread(QuickTimeoutCapture(config, 0)).start()
+        deadline = time.monotonic() + 60
+        while len(consumer.seqs) < 10:
+            assert time.monotonic() < deadline, (camera.requests, _warnings(caplog))
+            consumer.read(0.5)
+        runner.stage.request_stop()
+        runner.join(10)
+    finally:
+        consumer.close()
+        camera.close()
+    assert consumer.seqs[:10] == list(range(10))  # it started as a fresh camera, once it came
+    assert camera.requests >= 4  # refused three times (the first open and two retries), then up
+    logged = _warnings(caplog)
+    assert any("cannot open it" in m and "down, retrying" in m for m in logged), logged
+    assert any("up again" in r.getMessage() for r in caplog.records), logged

@@ -44,14 +44,19 @@ def test_run_shows_only_its_own_lines(tmp_path: Path, photos: Path) -> None:
     gallery = tmp_path / "g.fsg"
     assert facestream(["enroll", str(gallery), str(photos / "macron_1.jpg"), "-q"]).returncode == 0
     config = tmp_path / "c.yaml"
-    camera = {"id": "door", "source": "rtsp://127.0.0.1:1/stream"}  # refused at once
+    # refused at once; given up at once (a camera that is off is otherwise retried forever)
+    camera = {"id": "door", "source": "rtsp://127.0.0.1:1/stream", "max_retries": 0}
     bus = {"transport": "ipc", "ipc_dir": str(tmp_path / "ipc")}  # no fixed ports: another run may hold them
     config.write_text(yaml.safe_dump({"cameras": [camera], "match": {"gallery": str(gallery)}, "bus": bus}))
     proc = facestream(["run", str(config)])
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 3, proc.stderr  # camera_lost: restart policies apply
     _nothing_foreign(proc.stderr)  # OpenCV's "[ WARN:0@...]" lines went to DEBUG
     assert "faiss" not in proc.stderr  # e.g. "Could not load library ... ModuleNotFoundError"
-    assert proc.stderr.strip().splitlines()[-1].startswith("facestream: error: stage capture-0 stopped:")
+    assert "camera door: cannot open it (cannot open camera stream" in proc.stderr
+    assert (
+        proc.stderr.strip().splitlines()[-1]
+        == "facestream: error: gave up on the camera of capture-0 (camera.max_retries)"
+    )
 
 
 def test_libjpeg_warnings_stay_out_of_the_terminal(tmp_path: Path, photos: Path) -> None:
