@@ -102,7 +102,14 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         if not args.name:
             raise FacestreamError("--camera needs --name: who is in front of the camera?")
         cam = enroll_from_camera(
-            args.gallery, args.camera, args.name, _analyzer(args), args.frames, args.snapshot, args.index
+            args.gallery,
+            args.camera,
+            args.name,
+            _analyzer(args),
+            args.frames,
+            args.snapshot,
+            args.index,
+            allow_lookalike=args.allow_lookalike,
         )
         _print_conversion(args.gallery, cam.converted_from, args.index)
         print(f"enrolled {args.name}: 1 face from camera {args.camera}")
@@ -121,7 +128,13 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         _print_conversion(args.gallery, old, args.index)
         return 0
     report = enroll(
-        args.gallery, args.sources, _analyzer(args), name=args.name, progress=not args.quiet, index=args.index
+        args.gallery,
+        args.sources,
+        _analyzer(args),
+        name=args.name,
+        progress=not args.quiet,
+        index=args.index,
+        allow_lookalike=args.allow_lookalike,
     )
     _print_conversion(args.gallery, report.converted_from, args.index)
     for name, count in sorted(report.enrolled.items()):
@@ -219,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--frames", type=int, default=100, help="--camera: frames to try for a face")
     p.add_argument("--snapshot", type=Path, default=None, help="--camera: save the enrolled frame here")
+    p.add_argument(
+        "--allow-lookalike",
+        action="store_true",
+        help="enroll a face even when the gallery already names it as someone else",
+    )
     p.add_argument(
         "--index",
         default=None,

@@ -23,7 +23,12 @@ def check_source(source: str) -> None:
         return
     path = Path(source)
     if not path.exists():
-        raise FacestreamError(f"video file {path} not found")
+        where = (
+            ""
+            if path.is_absolute()
+            else f" (looked for {path.absolute()}: relative paths start at the current directory)"
+        )
+        raise FacestreamError(f"video file {path} not found{where}")
     if not path.is_file():
         raise FacestreamError(f"video source {path} is not a file")
 

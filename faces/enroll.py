@@ -93,8 +93,13 @@ def enroll(
     name: str | None = None,
     progress: bool = True,
     index: IndexKind | None = None,
+    allow_lookalike: bool = False,
 ) -> EnrollReport:
     """Add every usable photo; a photo without a face is skipped and reported, never silently.
+
+    A face that the gallery already names as someone else (at its threshold) is skipped unless
+    `allow_lookalike`: enrolled under another name it would make the pipeline show either name
+    on both people.
 
     `index` converts an existing gallery to that kind (or creates a new one with it); the
     conversion is saved together with the new faces, so a failed enrollment changes nothing.
@@ -106,7 +111,7 @@ def enroll(
     for person, photo in tqdm(items, desc="enrolling", unit="photo", disable=not progress):
         try:
             found = analyzer.embed_file(photo)
-            _check_new(gallery, vectors, found.vector)
+            _check_new(gallery, vectors, found.vector, person, allow_lookalike)
         except FacestreamError as exc:
             report.skipped.append((photo, str(exc)))
             log.warning("skipped %s: %s", photo, exc)
@@ -122,8 +127,15 @@ def enroll(
     return report
 
 
-def _check_new(gallery: Gallery, pending: dict[str, list[np.ndarray]], vector: np.ndarray) -> None:
-    """Refuse a face that is already enrolled (the same photo twice), in the gallery or in this run."""
+def _check_new(
+    gallery: Gallery,
+    pending: dict[str, list[np.ndarray]],
+    vector: np.ndarray,
+    person: str,
+    allow_lookalike: bool = False,
+) -> None:
+    """Refuse a face that is already enrolled (the same photo twice), in the gallery or in this
+    run, and one that is already named as somebody else (unless `allow_lookalike`)."""
     best = gallery.identify(vector[None, :], threshold=DUPLICATE_SIMILARITY)[0]
     if best.best_name is not None and best.similarity >= DUPLICATE_SIMILARITY:
         raise FacestreamError(
@@ -133,6 +145,17 @@ def _check_new(gallery: Gallery, pending: dict[str, list[np.ndarray]], vector: n
         similarity = float(np.max(np.stack(vecs) @ vector))
         if similarity >= DUPLICATE_SIMILARITY:
             raise FacestreamError(f"the same photo as another one of {name} in this enrollment")
+    if allow_lookalike:
+        return
+    others = [(best.best_name, best.similarity)] if best.best_name not in (None, person) else []
+    others += [(n, float(np.max(np.stack(v) @ vector))) for n, v in pending.items() if n != person]
+    for other, similarity in others:
+        if other is not None and similarity >= gallery.threshold:
+            raise FacestreamError(
+                f"looks like {other} (similarity {similarity:.2f}, at or above the gallery's threshold "
+                f"{gallery.threshold:.3f}): as {person} it would be shown as either; check the name, "
+                "or pass --allow-lookalike"
+            )
 
 
 def enroll_from_camera(
@@ -143,6 +166,7 @@ def enroll_from_camera(
     max_frames: int = 100,
     snapshot: Path | None = None,
     index: IndexKind | None = None,
+    allow_lookalike: bool = False,
 ) -> EnrollReport:
     """One-shot enrollment from a live camera (or a video): the first frame that shows a face.
 
@@ -166,6 +190,7 @@ def enroll_from_camera(
             if not found:
                 continue
             best = max(found, key=lambda f: f.face.box[2] * f.face.box[3])
+            _check_new(gallery, {}, best.vector, name, allow_lookalike)
             gallery.add(name, best.vector[None, :])
             gallery.save(gallery_path)
             report.enrolled[name] = 1

@@ -113,3 +113,18 @@ def test_damaged_images_are_still_refused_in_one_line(tmp_path: Path) -> None:
     garbage = tmp_path / "g.jpg"
     garbage.write_bytes(b"\xff\xd8" + np.random.default_rng(0).bytes(500))
     _only_line(facestream(["verify", str(garbage), str(garbage)]), "cannot read image")
+
+
+def test_a_face_the_gallery_names_as_someone_else_is_not_enrolled_under_another_name(
+    tmp_path: Path, photos: Path
+) -> None:
+    gallery = tmp_path / "g.fsg"
+    assert facestream(["enroll", str(gallery), str(photos / "macron_1.jpg"), "-q"]).returncode == 0
+    wrong = ["enroll", str(gallery), str(photos / "macron_2.jpg"), "--name", "obama", "-q"]
+    proc = facestream(wrong)
+    assert proc.returncode == 2 and "looks like macron" in proc.stderr and "--allow-lookalike" in proc.stderr
+    assert Gallery.load(gallery).counts() == {"macron": 1}
+    assert facestream([*wrong, "--allow-lookalike"]).returncode == 0  # the user insists: a twin, say
+    assert Gallery.load(gallery).counts() == {"macron": 1, "obama": 1}
+    right = facestream(["enroll", str(gallery), str(photos / "obama_1.jpg"), "-q"])
+    assert right.returncode == 0, right.stderr  # another person is enrolled as before
