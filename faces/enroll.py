@@ -114,7 +114,7 @@ def enroll(
             _check_new(gallery, vectors, found.vector, person, allow_lookalike)
         except FacestreamError as exc:
             report.skipped.append((photo, str(exc)))
-            log.warning("skipped %s: %s", photo, exc)
+            log.info("skipped %s: %s", photo, exc)  # in the report: the caller says it once
             continue
         vectors.setdefault(person, []).append(found.vector)
     if not vectors:
