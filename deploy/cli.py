@@ -176,17 +176,25 @@ def cmd_identify(args: argparse.Namespace) -> int:
     import numpy as np
 
     ids = gallery.identify(np.stack([f.vector for f in found]), threshold=args.threshold, k=args.k)
-    for f, ident in zip(found, ids, strict=True):
+    limit = gallery.threshold if args.threshold is None else args.threshold
+    # Left to right, as a person reads the photo.
+    for f, ident in sorted(zip(found, ids, strict=True), key=lambda pair: pair[0].face.box[0]):
         x, y, w, h = (round(v) for v in f.face.box)
         others = ", ".join(f"{n} {s:.3f}" for n, s in ident.candidates[1:])
         extra = f" (next: {others})" if others else ""
-        print(f"face at x={x} y={y} w={w} h={h}: {ident.name} {ident.similarity:.3f}{extra}")
+        if ident.name == ident.best_name:
+            said = f"{ident.name} {ident.similarity:.3f}"
+        else:  # below the threshold: say whom the score is about
+            said = f"{ident.name} (closest: {ident.best_name} {ident.similarity:.3f}, below {limit:.3f})"
+        print(f"face at x={x} y={y} w={w} h={h}: {said}{extra}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facestream", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log progress at INFO level (run and stage always do)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def face_options(p: argparse.ArgumentParser) -> None:
