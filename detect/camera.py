@@ -61,19 +61,17 @@ class CameraDetect:
         now = frame.ts_ns / 1e9
         image = frame.image
         motion, copy = self.gate.check(image) if self.planner.motion_gating else (None, None)
-        if self.cfg.track:
-            mode = self.planner.plan(
-                now, motion, self.tracker.boxes, max(interval_s, self.cfg.detect_interval_s)
-            )
-        else:
-            mode = Mode.FULL
+        interval = max(interval_s, self.cfg.detect_interval_s)
+        mode = self.planner.plan(now, motion, self.tracker.boxes, interval) if self.cfg.track else Mode.FULL
         lost = 0
-        if mode is Mode.FULL:
-            faces, wanted = self._detect(image, now)
-        elif mode is Mode.FOLLOW:
+        if mode is Mode.FOLLOW:
             faces, lost = self.tracker.follow(image, now)
             wanted = [False] * len(faces)
-        else:
+            if lost and self.planner.urgent_due(now, interval):
+                mode, lost = Mode.FULL, 0  # look for the lost face (or who replaced it) in this frame
+        if mode is Mode.FULL:
+            faces, wanted = self._detect(image, now)
+        elif mode is Mode.STILL:
             faces = self.tracker.hold(now)
             wanted = [False] * len(faces)
         if copy is not None and mode is not Mode.STILL:

@@ -53,6 +53,11 @@ class Planner:
             return Mode.STILL
         return Mode.FOLLOW
 
+    def urgent_due(self, now: float, interval_s: float) -> bool:
+        """Whether a face lost in this very frame may be looked for in it at once (a scene cut
+        shows the new faces in its first frame, not from the next one on)."""
+        return now - self.last_full >= interval_s * URGENT_SHARE
+
     def done(self, mode: Mode, now: float, lost_a_face: bool = False) -> None:
         if mode is Mode.FULL:
             self.last_full = now

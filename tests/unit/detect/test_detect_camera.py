@@ -121,3 +121,21 @@ def test_quality_and_crops_only_for_detected_faces(yunet: YuNetDetector) -> None
             assert (face.quality is None) == face.tracked
             assert face.crop_index is None or not face.tracked
     assert np.mean([len(o.faces.faces) for o in outs]) == 1.0
+
+
+def test_a_scene_cut_shows_the_new_face_in_its_first_frame(yunet: YuNetDetector) -> None:
+    """Following loses the old face at a cut; the detection it asks for runs on that very frame
+    (when the budget allows one), so the cut frame shows the new face instead of none."""
+    from faces.images import letterbox, read_image
+
+    before = letterbox(read_image(PHOTOS / "macron_2.jpg"), (640, 480))
+    after = letterbox(read_image(PHOTOS / "ardern_2.jpg"), (640, 480))
+    camera = CameraDetect("cam", DetectConfig(upright=False), yunet)
+    outs = [
+        camera.handle(Frame("cam", seq, int(seq / FPS * 1e9), image=image), 0.5)
+        for seq, image in enumerate([before] * 4 + [after])
+    ]
+    assert [o.mode for o in outs[:4]] == [Mode.FULL, Mode.STILL, Mode.STILL, Mode.STILL]
+    cut = outs[4]
+    assert cut.mode is Mode.FULL and len(cut.faces.faces) == 1 and not cut.faces.faces[0].tracked
+    assert cut.faces.faces[0].track_id != outs[0].faces.faces[0].track_id  # a new track, a new name
