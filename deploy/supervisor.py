@@ -334,6 +334,9 @@ class Supervisor:
             raise KeyboardInterrupt
 
         previous = signal.signal(signal.SIGTERM, _terminate)
+        # Also when started as a background job (`facestream run &` in a script), where the
+        # shell leaves SIGINT ignored: an interrupt sent to the service means stop.
+        previous_int = signal.signal(signal.SIGINT, _terminate)
         try:
             self.start()
             if self.on_started is not None:
@@ -349,6 +352,7 @@ class Supervisor:
         finally:
             self.stop()
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
             if self.owns_run_dir:
                 self._remove_run_dir()
 

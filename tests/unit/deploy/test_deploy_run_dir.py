@@ -43,7 +43,10 @@ def _setup(
     return path, tmpdir
 
 
-def _start(config: Path, tmpdir: Path) -> subprocess.Popen[str]:
+def _start(config: Path, tmpdir: Path, sigint_ignored: bool = False) -> subprocess.Popen[str]:
+    def background_job() -> None:  # what a shell does to `facestream run &` in a script
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     return subprocess.Popen(
         [sys.executable, "-m", "deploy.cli", "run", str(config)],
         cwd=REPO,
@@ -51,6 +54,7 @@ def _start(config: Path, tmpdir: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=background_job if sigint_ignored else None,
     )
 
 
@@ -102,6 +106,16 @@ def test_sigterm_removes_the_run_dir(tmp_path: Path, photos: Path) -> None:
     err = _finish(proc)
     assert proc.returncode == 0, err[-3000:]
     assert not run_dir.exists() and list(tmpdir.glob(RUN_DIRS)) == []
+
+
+def test_sigint_stops_a_run_started_as_a_background_job(tmp_path: Path, photos: Path) -> None:
+    config, tmpdir = _setup(tmp_path, photos, {"transport": "tcp", "base_port": free_base_port()}, loop=True)
+    proc = _start(config, tmpdir, sigint_ignored=True)
+    run_dir = _wait_for_run_dir(proc, tmpdir, "capture-0.ready")
+    proc.send_signal(signal.SIGINT)
+    err = _finish(proc)
+    assert proc.returncode == 0 and "stopping on request" in err, err[-3000:]
+    assert not run_dir.exists()
 
 
 def test_stage_over_its_restart_budget_removes_the_run_dir(tmp_path: Path, photos: Path) -> None:
