@@ -30,10 +30,11 @@ from tests.stage_thread import StageThread
 
 
 class SilentCamera:
-    """An HTTP MJPEG camera that streams `frames` frames, then keeps the connection open and says
-    nothing (a camera that stops answering); every later request is refused with 503."""
+    """An HTTP MJPEG camera that is off (503) for its first `refused` requests, then streams
+    `frames` frames, then keeps the connection open and says nothing (a camera that stops
+    answering); every later request is refused with 503."""
 
-    def __init__(self, frames: int, interval_s: float = 0.04) -> None:
+    def __init__(self, frames: int, interval_s: float = 0.04, refused: int = 0) -> None:
         jpegs = clip_jpegs()
         self.requests = 0
         self.silent = threading.Event()
@@ -42,15 +43,18 @@ class SilentCamera:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 outer.requests += 1
-                if outer.requests > 1:
+                if outer.requests != refused + 1:
                     self.send_error(503)
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.end_headers()
-                for i in range(frames):
-                    self.wfile.write(mjpeg_part(jpegs[i % len(jpegs)]))
-                    time.sleep(interval_s)
+                try:
+                    for i in range(frames):
+                        self.wfile.write(mjpeg_part(jpegs[i % len(jpegs)]))
+                        time.sleep(interval_s)
+                except OSError:
+                    return  # the capture went away
                 outer.silent.set()
                 time.sleep(120)  # connected, but not a byte more
 
@@ -266,44 +270,10 @@ def test_restarted_capture_whose_camera_is_gone_retries_instead_of_failing(
     assert camera.requests == 4  # the first open, then two retries
 
 
-class LateCamera:
-    """An HTTP MJPEG camera that is off (503) for its first `refused` requests, then streams."""
-
-    def __init__(self, refused: int, interval_s: float = 0.04) -> None:
-        jpegs = clip_jpegs()
-        self.requests = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer.requests += 1
-                if outer.requests <= refused:
-                    self.send_error(503)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.end_headers()
-                try:
-                    for i in range(3000):
-                        self.wfile.write(mjpeg_part(jpegs[i % len(jpegs)]))
-                        time.sleep(interval_s)
-                except OSError:
-                    pass  # the capture went away
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd, self.url = serve(Handler)
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def test_a_camera_that_is_off_when_the_service_starts_is_retried_until_it_comes(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    camera = LateCamera(refused=3)
+    camera = SilentCamera(frames=3000, refused=3)
     config = _config(tmp_path, source=camera.url, retry_s=0.05, retry_max_s=0.1, max_retries=None)
     consumer = Consumer(config)
     caplog.set_level(logging.INFO)
