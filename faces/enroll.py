@@ -111,7 +111,7 @@ def enroll(
     for person, photo in tqdm(items, desc="enrolling", unit="photo", disable=not progress):
         try:
             found = analyzer.embed_file(photo)
-            _check_new(gallery, vectors, found.vector, person, allow_lookalike)
+            check_new_face(gallery, vectors, found.vector, person, allow_lookalike)
         except FacestreamError as exc:
             report.skipped.append((photo, str(exc)))
             log.info("skipped %s: %s", photo, exc)  # in the report: the caller says it once
@@ -127,7 +127,7 @@ def enroll(
     return report
 
 
-def _check_new(
+def check_new_face(
     gallery: Gallery,
     pending: dict[str, list[np.ndarray]],
     vector: np.ndarray,
@@ -190,7 +190,7 @@ def enroll_from_camera(
             if not found:
                 continue
             best = max(found, key=lambda f: f.face.box[2] * f.face.box[3])
-            _check_new(gallery, {}, best.vector, name, allow_lookalike)
+            check_new_face(gallery, {}, best.vector, name, allow_lookalike)
             gallery.add(name, best.vector[None, :])
             gallery.save(gallery_path)
             report.enrolled[name] = 1

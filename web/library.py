@@ -26,6 +26,7 @@ import numpy as np
 from bus.config import PipelineConfig
 from bus.errors import FacestreamError
 from faces.analyzer import FaceAnalyzer
+from faces.enroll import check_new_face
 from match.gallery import UNKNOWN, Gallery
 from match.gallery import check_name as _gallery_check_name
 
@@ -40,6 +41,16 @@ class NotFound(FacestreamError):
 
 class Conflict(FacestreamError):
     """A change that does not fit the gallery, e.g. another model's embedding (HTTP 409)."""
+
+
+def _refuse_lookalikes(gallery: Gallery, vectors: np.ndarray, name: str) -> None:
+    """A face the gallery already names as someone else, enrolled as `name`, would let the
+    pipeline show either name on both people (as `facestream enroll` refuses it too)."""
+    for vector in np.asarray(vectors, np.float32).reshape(len(vectors), -1):
+        try:
+            check_new_face(gallery, {}, vector / max(float(np.linalg.norm(vector)), 1e-12), name)
+        except FacestreamError as exc:
+            raise Conflict(str(exc).replace(", or pass --allow-lookalike", "")) from exc
 
 
 def clean_name(name: str) -> str:
@@ -153,6 +164,7 @@ class Library:
                 raise Conflict(
                     f"the gallery holds {gallery.model_id} vectors, this console embeds with {analyzer.model_id}"
                 )
+            _refuse_lookalikes(gallery, found.vector[None, :], name)
             gallery.add(name, found.vector[None, :])
             self._add_photos(name, [face_thumbnail(image, found.face.box)])
             return gallery.counts()[name]
@@ -165,6 +177,7 @@ class Library:
                 raise Conflict(
                     f"these faces were embedded by {model_id}, the gallery holds {gallery.model_id} vectors"
                 )
+            _refuse_lookalikes(gallery, vectors, name)
             gallery.add(name, vectors)
             self._add_photos(name, jpegs)
             return gallery.counts()[name]

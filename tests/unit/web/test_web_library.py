@@ -33,7 +33,11 @@ def test_enroll_rename_merge_delete(library: Library, photos: Path) -> None:
     person = library.person("macron")
     assert person.faces == 2 and len(person.photos) == 2
     assert library.photo_path("macron", person.photos[0]).read_bytes()[:2] == b"\xff\xd8"
-    assert library.add_photo("emmanuel", read_image(photos / "macron_1.jpg")) == 1
+    with pytest.raises(Conflict, match="already enrolled as macron"):  # the same photo again
+        library.add_photo("emmanuel", read_image(photos / "macron_1.jpg"))
+    assert library.add_photo("emmanuel", read_image(photos / "obama_1.jpg")) == 1
+    with pytest.raises(Conflict, match="looks like emmanuel"):  # another photo of him, another name
+        library.add_photo("barack", read_image(photos / "obama_2.jpg"))
     assert library.rename("macron", "emmanuel") == 3  # merged
     assert [p.name for p in library.people()] == ["emmanuel"]
     assert len(library.photos("emmanuel")) == 3 and library.photos("macron") == []
