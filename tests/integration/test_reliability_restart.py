@@ -122,6 +122,15 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _where(pid: int) -> str:
+    """What a process that should have ended is waiting in, per thread (for the failure message)."""
+    try:
+        tasks = sorted(Path(f"/proc/{pid}/task").iterdir())
+        return ", ".join(f"{(t / 'comm').read_text().strip()}:{(t / 'wchan').read_text()}" for t in tasks)
+    except OSError:
+        return "?"
+
+
 def test_stages_do_not_outlive_a_supervisor_killed_with_kill_9(tmp_path: Path, gallery: Path) -> None:
     base = free_base_port()
     run = PipelineRun(write_config(tmp_path, gallery, base), base).start()
@@ -131,10 +140,10 @@ def test_stages_do_not_outlive_a_supervisor_killed_with_kill_9(tmp_path: Path, g
         stages = run.stage_pids()
         assert len(stages) == 5, stages
         os.kill(run.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30  # generous: a loaded 2-core machine
         while time.monotonic() < deadline and not all(_gone(p) for p in stages.values()):
             time.sleep(0.1)
-        left = {label: pid for label, pid in stages.items() if not _gone(pid)}
+        left = {label: f"{pid} {_where(pid)}" for label, pid in stages.items() if not _gone(pid)}
     finally:
         run.close()
         for pid in stages.values():
