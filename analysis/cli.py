@@ -72,7 +72,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     print(f"{'operating point':<16} {'threshold':>10} {'FAR':>9} {'FRR':>9}")
     for row in r.table:
         print(f"{row.label:<16} {row.threshold:>10.4f} {_pct(row.far):>9} {_pct(row.frr):>9}")
-    if r.target_far * len(i) < 1:
+    measurable = r.target_far * len(i) >= 1
+    if not measurable:
         print(
             f"note: with {len(i)} impostor pairs the smallest measurable FAR is {1 / len(i):.2g}; "
             f"the threshold for FAR<={r.target_far:g} lies just above the highest impostor score"
@@ -85,7 +86,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     )
     _files(r.files)
     wants_write = args.write_config is not None or args.write_gallery is not None
-    if wants_write and r.target_far * len(i) < 1:
+    if wants_write and not measurable:
         # A threshold just above the highest impostor seen is no FAR guarantee: the next
         # stranger may score higher. Writing it would name strangers; the user must bring more.
         raise FacestreamError(

@@ -7,7 +7,12 @@ from enum import StrEnum
 
 
 class FacestreamError(Exception):
-    """A problem the user can fix: bad input, missing file, wrong config."""
+    """A problem the user can fix: bad input, missing file, wrong config. `exit_code` is what
+    the `facestream` command ends with when it stops on it (2, a user error, unless said)."""
+
+    def __init__(self, message: str = "", exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class Fault(StrEnum):

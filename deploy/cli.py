@@ -74,11 +74,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     preflight(config)
     supervisor = Supervisor(config, args.config, default_run_dir(config), owns_run_dir=owns_run_dir(config))
     code = supervisor.run()
-    if code == EXIT_CODES[ExitReason.CAMERA_LOST]:  # its own code, so that restart policies see it
-        print(f"facestream: error: {supervisor.last_error}", file=sys.stderr)
-        return code
     if code != 0 and supervisor.last_error:
-        raise FacestreamError(supervisor.last_error)
+        lost = code == EXIT_CODES[ExitReason.CAMERA_LOST]  # its own code, so that restart policies see it
+        raise FacestreamError(supervisor.last_error, exit_code=code if lost else 2)
     return code
 
 
@@ -295,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except FacestreamError as exc:
         print(f"facestream: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except ModuleNotFoundError as exc:
         line = missing_module(args.command, exc)
         if line is None:

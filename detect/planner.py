@@ -37,7 +37,7 @@ class Planner:
 
     def plan(self, now: float, motion: Motion | None, tracked: list[Box], interval_s: float) -> Mode:
         """`motion`: None when there is nothing to compare with; `interval_s`: the budget's."""
-        due = now - self.last_full >= (interval_s * URGENT_SHARE if self.urgent else interval_s)
+        due = self.urgent_due(now, interval_s) if self.urgent else now - self.last_full >= interval_s
         wanted = (
             self.full_wanted
             or not self.motion_gating

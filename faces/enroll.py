@@ -133,9 +133,11 @@ def check_new_face(
     vector: np.ndarray,
     person: str,
     allow_lookalike: bool = False,
+    override: str | None = "--allow-lookalike",
 ) -> None:
     """Refuse a face that is already enrolled (the same photo twice), in the gallery or in this
-    run, and one that is already named as somebody else (unless `allow_lookalike`)."""
+    run, and one that is already named as somebody else (unless `allow_lookalike`; `override`
+    names the way to insist, None where there is none)."""
     best = gallery.identify(vector[None, :], threshold=DUPLICATE_SIMILARITY)[0]
     if best.best_name is not None and best.similarity >= DUPLICATE_SIMILARITY:
         raise FacestreamError(
@@ -153,8 +155,8 @@ def check_new_face(
         if other is not None and similarity >= gallery.threshold:
             raise FacestreamError(
                 f"looks like {other} (similarity {similarity:.2f}, at or above the gallery's threshold "
-                f"{gallery.threshold:.3f}): as {person} it would be shown as either; check the name, "
-                "or pass --allow-lookalike"
+                f"{gallery.threshold:.3f}): as {person} it would be shown as either; check the name"
+                + ("" if override is None else f", or pass {override}")
             )
 
 

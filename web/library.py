@@ -46,11 +46,11 @@ class Conflict(FacestreamError):
 def _refuse_lookalikes(gallery: Gallery, vectors: np.ndarray, name: str) -> None:
     """A face the gallery already names as someone else, enrolled as `name`, would let the
     pipeline show either name on both people (as `facestream enroll` refuses it too)."""
-    for vector in np.asarray(vectors, np.float32).reshape(len(vectors), -1):
+    for vector in vectors:
         try:
-            check_new_face(gallery, {}, vector / max(float(np.linalg.norm(vector)), 1e-12), name)
+            check_new_face(gallery, {}, vector, name, override=None)
         except FacestreamError as exc:
-            raise Conflict(str(exc).replace(", or pass --allow-lookalike", "")) from exc
+            raise Conflict(str(exc)) from exc
 
 
 def clean_name(name: str) -> str:
