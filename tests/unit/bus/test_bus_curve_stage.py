@@ -78,16 +78,16 @@ def test_capture_with_curve_serves_only_authorized_clients(tmp_path: Path) -> No
         poller = zmq.Poller()
         for sock in got:
             poller.register(sock, zmq.POLLIN)
-        ended = False
-        while not ended:
+        ended: set[zmq.Socket[Any]] = set()
+        while ended != {good, worker}:  # the end goes out on both links, each after its frames
             ready = dict(poller.poll(10_000))
-            assert ready, "the authorized subscriber got no end of stream"
+            assert ready, f"no end of stream on {len({good, worker} - ended)} authorized link(s)"
             for sock in ready:
                 record = record_from_message(decode(sock.recv_multipart(copy=False)))
                 if isinstance(record, Frame):
                     got[sock] += 1
-                elif isinstance(record, EndOfStream) and sock is good:
-                    ended = True
+                elif isinstance(record, EndOfStream) and sock in (good, worker):
+                    ended.add(sock)
         runner.join(10)
     finally:
         ctx.destroy(linger=0)
