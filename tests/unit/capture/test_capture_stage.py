@@ -245,8 +245,8 @@ class _FlakyCamera:
 
 def test_live_camera_is_reopened_then_reported_lost(tmp_path: Path, clip: Path) -> None:
     camera = _FlakyCamera(_clip_frames(clip, 12), connections=2)
-    config = make_config(
-        tmp_path, {"source": camera.url, "retry_s": 0.05, "max_retries": 2, "realtime": False}
+    config = make_config(  # hwm: a busy test thread may read late; none of the 24 may drop
+        tmp_path, {"source": camera.url, "retry_s": 0.05, "max_retries": 2, "realtime": False}, hwm=256
     )
     consumer = Consumer(config)
     runner = StageThread(CaptureStage(config, 0)).start()
