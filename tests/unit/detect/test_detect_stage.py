@@ -15,10 +15,9 @@ from detect.stage import DetectStage
 from tests.unit.detect.stage_io import CAM, counter_value, detect_config, running
 
 
-def _frame(seq: int, image: np.ndarray) -> Frame:
-    return Frame(
-        camera_id=CAM, seq=seq, ts_ns=time.time_ns(), stamps={"capture": time.time_ns()}, image=image
-    )
+def _frame(seq: int, image: np.ndarray, ts_ns: int | None = None) -> Frame:
+    ts = time.time_ns() if ts_ns is None else ts_ns
+    return Frame(camera_id=CAM, seq=seq, ts_ns=ts, stamps={"capture": ts}, image=image)
 
 
 def test_frames_in_face_crops_out(tmp_path: Path, carphone: list[np.ndarray]) -> None:
@@ -63,13 +62,19 @@ def test_frames_in_face_crops_out(tmp_path: Path, carphone: list[np.ndarray]) ->
     )
 
 
+FRAME_NS = 40_000_000
+
+
 def test_drop_oldest_under_a_burst(tmp_path: Path, carphone: list[np.ndarray]) -> None:
     cfg = detect_config(tmp_path)
     # 704x576 frames (scaled down to 640 inside YuNet) take several ms each; sending takes far less.
     big = [cv2.resize(f, (704, 576)) for f in carphone[:60]]
     with running(cfg, tmp_path) as (stage, io):
+        # Stamped like a 25 fps camera whose frames piled up (the detection budget plans by
+        # capture time: a face that following lost is looked for after a share of its interval).
+        start = time.time_ns() - 60 * FRAME_NS
         for seq, image in enumerate(big):
-            io.send(_frame(seq, image))
+            io.send(_frame(seq, image, start + seq * FRAME_NS))
         io.send(EndOfStream(camera_id=CAM, seq=59, ts_ns=time.time_ns()))
         outs: list[FaceCrops] = []
         ended = False
@@ -93,7 +98,8 @@ def test_drop_oldest_under_a_burst(tmp_path: Path, carphone: list[np.ndarray]) -
     assert seqs[-1] == 59  # the newest frame is never the one dropped
     assert dropped > 0 and stage.metrics.total("facestream_drops") == dropped
     assert len(outs) + dropped == 60  # every frame is either detected or counted
-    assert sum(len(o.faces) == 1 for o in outs) >= 0.9 * len(outs)
+    faces = [(o.seq, [(round(f.score, 2), f.tracked) for f in o.faces]) for o in outs]
+    assert sum(len(o.faces) == 1 for o in outs) >= 0.9 * len(outs), str(faces)  # detected or followed
 
 
 def test_garbage_is_counted_and_the_stage_goes_on(tmp_path: Path, carphone: list[np.ndarray]) -> None:
