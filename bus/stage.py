@@ -15,6 +15,7 @@ from its header, before its payload is decoded. `exit_reason` says why the stage
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import threading
@@ -38,6 +39,8 @@ from bus.wire import decode
 class Stage(ABC):
     name: ClassVar[str] = "stage"
     poll_ms: ClassVar[int] = 100
+    # Seconds a stage stopped by a signal has to end (the supervisor itself kills after 5 s).
+    stop_deadline_s: ClassVar[float] = 10.0
 
     def __init__(self, config: PipelineConfig, index: int = 0, ready_file: Path | None = None) -> None:
         self.config = config
@@ -126,11 +129,19 @@ class Stage(ABC):
             self.exit_reason = ExitReason.STOPPED
         self.stop_event.set()
 
+    def _stop_on_signal(self, *_: Any) -> None:
+        """A signal's stop also arms a deadline. When the supervisor died (kill -9: the kernel's
+        parent-death SIGTERM), nothing else would end a stop that hangs in a native library or
+        in the interpreter's exit; faulthandler's watchdog needs no GIL: it writes every thread's
+        stack to the log, then ends the process."""
+        faulthandler.dump_traceback_later(self.stop_deadline_s, exit=True)
+        self.request_stop()
+
     def run(self) -> None:
         """Run until SIGTERM/SIGINT or request_stop(); always calls on_stop."""
         if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self.request_stop)
-            signal.signal(signal.SIGINT, self.request_stop)
+            signal.signal(signal.SIGTERM, self._stop_on_signal)
+            signal.signal(signal.SIGINT, self._stop_on_signal)
         try:
             self._serve_metrics()
             self.on_start()

@@ -81,9 +81,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
-    from deploy.stage_main import run_stage
+    from deploy.stage_main import end_process, run_stage
 
-    return run_stage(args.name, args.config, args.index, args.ready_file, args.exit_file)
+    end_process(run_stage(args.name, args.config, args.index, args.ready_file, args.exit_file))
 
 
 def _print_conversion(gallery: Path, old: str | None, new: str | None) -> None:

@@ -8,11 +8,14 @@ terminationMessagePath (/dev/termination-log) to see the reason in `kubectl desc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from bus.config import load_config
 from bus.errors import EXIT_CODES, ExitReason, FacestreamError
@@ -73,3 +76,17 @@ def run_stage(
         outcome = StageExit(ExitReason.CRASHED, f"{type(exc).__name__}: {exc}")
     _write_exit(exit_file, name, index, outcome)
     return EXIT_CODES[outcome.reason]
+
+
+def end_process(code: int) -> NoReturn:
+    """End a stage process at once, as multiprocessing ends its children.
+
+    When this is called the stage has closed what it opened (sockets, video files, databases) and
+    written its exit file; the interpreter's own exit (module teardown, native libraries'
+    exit-time destructors such as onnxruntime's thread pools) is skipped: a hang there once kept
+    an embed stage alive after its supervisor was killed, and nothing would have ended it."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a pipe to a supervisor that is gone
+            stream.flush()
+    os._exit(code)
