@@ -143,16 +143,18 @@ def check_new_face(
         raise FacestreamError(
             f"already enrolled as {best.best_name} (the same photo, similarity {best.similarity:.3f})"
         )
-    for name, vecs in pending.items():
-        similarity = float(np.max(np.stack(vecs) @ vector))
+    closest = {name: float(np.max(np.stack(vecs) @ vector)) for name, vecs in pending.items()}
+    for name, similarity in closest.items():
         if similarity >= DUPLICATE_SIMILARITY:
             raise FacestreamError(f"the same photo as another one of {name} in this enrollment")
     if allow_lookalike:
         return
-    others = [(best.best_name, best.similarity)] if best.best_name not in (None, person) else []
-    others += [(n, float(np.max(np.stack(v) @ vector))) for n, v in pending.items() if n != person]
+    others: list[tuple[str, float]] = []
+    if best.best_name is not None and best.best_name != person:
+        others.append((best.best_name, best.similarity))
+    others += [(name, similarity) for name, similarity in closest.items() if name != person]
     for other, similarity in others:
-        if other is not None and similarity >= gallery.threshold:
+        if similarity >= gallery.threshold:
             raise FacestreamError(
                 f"looks like {other} (similarity {similarity:.2f}, at or above the gallery's threshold "
                 f"{gallery.threshold:.3f}): as {person} it would be shown as either; check the name"
