@@ -96,10 +96,17 @@ function busyTyping(root) {
   return [...root.querySelectorAll("input")].some((i) => i.value || i === document.activeElement);
 }
 
+// Asked again once the data is in: typing may have begun while it was fetched, and replacing
+// the list then would throw away the name being typed.
+function mayReplace(root, force) {
+  return force || !busyTyping(root);
+}
+
 async function refreshEvents(force = false) {
   const list = $("#event-list");
-  if (!force && busyTyping(list)) return;
+  if (!mayReplace(list, force)) return;
   const page = await api("/api/events?" + eventQuery());
+  if (!mayReplace(list, force)) return;
   list.replaceChildren(...page.items.map(eventRow));
   if (!page.items.length) list.append(el("p", { class: "dim" }, "No sightings yet."));
   const last = Math.min(page.offset + page.items.length, page.total);
@@ -137,8 +144,9 @@ function eventRow(e) {
 // --- library --------------------------------------------------------------------------
 async function refreshLibrary(force = false) {
   const box = $("#people");
-  if (!force && busyTyping(box)) return;
+  if (!mayReplace(box, force)) return;
   const people = await api("/api/people");
+  if (!mayReplace(box, force)) return;
   box.replaceChildren(...people.map((p) => {
     const renameTo = el("input", { class: "rename-to", placeholder: "new name" });
     const rename = async () => {
@@ -178,8 +186,9 @@ async function upload(event) {
 // --- unknown faces --------------------------------------------------------------------
 async function refreshUnknown(force = false) {
   const box = $("#clusters");
-  if (!force && busyTyping(box)) return;
+  if (!mayReplace(box, force)) return;
   const data = await api("/api/unknown/clusters");
+  if (!mayReplace(box, force)) return;
   box.replaceChildren(...data.clusters.map((c) => {
     const input = el("input", { class: "cluster-name", placeholder: "who is this?" });
     const go = async () => {
